@@ -1,0 +1,242 @@
+//! Signed messages: COSE_Sign1 (RFC 9052) bound to the envelope, the key's role and the
+//! transcript.
+//!
+//! The protected header holds exactly the algorithm (-8 EdDSA or -7 ES256) and the key id. The
+//! external AAD is
+//!
+//! ```text
+//! CBOR[ "zerotouch-sig", role, version, flow, tag, session_id, seq, transcript_hash ]
+//! ```
+//!
+//! so a signature covers the whole envelope header, the role the key signed in (a key is never
+//! accepted outside its role) and everything the session agreed on before. Stock COSE
+//! libraries verify our messages given that AAD.
+
+use alloc::vec::Vec;
+use ciborium::Value;
+use coset::{AsCborValue, CoseSign1, CoseSign1Builder, HeaderBuilder, iana};
+
+use crate::envelope::{Body, Envelope, Header};
+use crate::{
+    CryptoProvider, DecodeError, Error, KeyId, KeyLookup, KeyRole, PublicKey, SignRequest,
+    Signature, SignatureAlgorithm, SignatureError, Signer, ToBeSigned, TranscriptHash,
+};
+
+const SIGNATURE_LABEL: &str = "zerotouch-sig";
+
+/// The external AAD of a signature on a message with `header`, signed in `role` over `th`.
+pub fn external_aad(header: &Header, role: KeyRole, th: &TranscriptHash) -> Vec<u8> {
+    crate::cbor::encode(&Value::Array(alloc::vec![
+        Value::Text(SIGNATURE_LABEL.into()),
+        Value::Integer(role.to_u8().into()),
+        Value::Integer(header.version.0.into()),
+        Value::Integer(header.flow.to_u8().into()),
+        Value::Integer(header.tag.to_u8().into()),
+        Value::Bytes(header.session_id.0.to_vec()),
+        Value::Integer(header.seq.into()),
+        Value::Bytes(th.0.to_vec()),
+    ]))
+}
+
+fn cose_alg(alg: SignatureAlgorithm) -> iana::Algorithm {
+    match alg {
+        SignatureAlgorithm::Ed25519 => iana::Algorithm::EdDSA,
+        SignatureAlgorithm::EcdsaP256Sha256 => iana::Algorithm::ES256,
+    }
+}
+
+fn protected_header(alg: SignatureAlgorithm, key_id: &KeyId) -> coset::Header {
+    HeaderBuilder::new()
+        .algorithm(cose_alg(alg))
+        .key_id(key_id.0.to_vec())
+        .build()
+}
+
+/// A received COSE_Sign1 body, structurally valid but not yet verified. Its payload is reachable
+/// only through a `verify` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedBody {
+    cose: CoseSign1,
+    algorithm: SignatureAlgorithm,
+    key_id: KeyId,
+    signature: Signature,
+}
+
+impl SignedBody {
+    pub(crate) fn from_value(value: Value) -> Result<Self, DecodeError> {
+        let cose = CoseSign1::from_cbor_value(value).map_err(|_| DecodeError::Cose("structure"))?;
+        let alg = match &cose.protected.header.alg {
+            Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) => {
+                SignatureAlgorithm::Ed25519
+            }
+            Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => {
+                SignatureAlgorithm::EcdsaP256Sha256
+            }
+            _ => return Err(DecodeError::Cose("algorithm must be EdDSA (-8) or ES256 (-7)")),
+        };
+        let key_id = KeyId::from_slice(&cose.protected.header.key_id)
+            .ok_or(DecodeError::Cose("key id must be 32 bytes"))?;
+        // Exactly alg and kid, nothing else protected and nothing unprotected: one accepted
+        // form, and no unauthenticated header a receiver could be tempted to read.
+        if cose.protected.header != protected_header(alg, &key_id) {
+            return Err(DecodeError::Cose("protected header must hold only alg and kid"));
+        }
+        if !cose.unprotected.is_empty() {
+            return Err(DecodeError::Cose("unprotected header must be empty"));
+        }
+        if cose.payload.is_none() {
+            return Err(DecodeError::Cose("payload must be attached"));
+        }
+        let signature = Signature::from_slice(alg, &cose.signature)
+            .map_err(|_| DecodeError::Cose("signature must be 64 bytes"))?;
+        Ok(SignedBody {
+            cose,
+            algorithm: alg,
+            key_id,
+            signature,
+        })
+    }
+
+    pub(crate) fn to_value(&self) -> Value {
+        // A structure that decoded (or that we built) always re-encodes; Null would fail to
+        // decode on the other side rather than panic here.
+        self.cose.clone().to_cbor_value().unwrap_or(Value::Null)
+    }
+
+    /// The key id the sender claims signed it.
+    pub fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+
+    /// The algorithm the sender claims.
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    /// Verifies under one known key (the server checking a device's proof with the key from
+    /// the association). Returns the verified payload.
+    pub fn verify(
+        &self,
+        header: &Header,
+        role: KeyRole,
+        th: &TranscriptHash,
+        key: &PublicKey,
+        provider: &dyn CryptoProvider,
+    ) -> Result<&[u8], SignatureError> {
+        if key.key_id() != self.key_id {
+            return Err(SignatureError::KeyIdMismatch);
+        }
+        if key.algorithm() != self.algorithm {
+            return Err(SignatureError::AlgorithmMismatch);
+        }
+        let tbs = ToBeSigned::new(self.cose.tbs_data(&external_aad(header, role, th)), provider);
+        provider.verify_signature(key, &tbs, &self.signature)?;
+        Ok(self.cose.payload.as_deref().unwrap_or(&[]))
+    }
+
+    /// Verifies under whichever trusted key of `role` has the claimed key id (a device checking
+    /// a server message against its pinned keys). Returns the verified payload.
+    pub fn verify_trusted(
+        &self,
+        header: &Header,
+        role: KeyRole,
+        th: &TranscriptHash,
+        keys: &dyn KeyLookup,
+        provider: &dyn CryptoProvider,
+    ) -> Result<&[u8], SignatureError> {
+        let key = keys
+            .trusted_key(role, &self.key_id)
+            .ok_or(SignatureError::UnknownKey)?;
+        self.verify(header, role, th, key, provider)
+    }
+}
+
+/// A message waiting for its signature: the device session emits the [`SignRequest`], the
+/// firmware has its secure element sign it, and [`PendingSignature::complete`] checks the answer
+/// and yields the envelope.
+#[derive(Debug, Clone)]
+pub struct PendingSignature {
+    header: Header,
+    cose: CoseSign1,
+    request: SignRequest,
+}
+
+impl PendingSignature {
+    /// Prepares the signature of `payload` as a message with `header`, in `role`, over `th`, by
+    /// the key `key_id` of `algorithm`.
+    pub fn new(
+        header: Header,
+        role: KeyRole,
+        th: &TranscriptHash,
+        payload: Vec<u8>,
+        key_id: KeyId,
+        algorithm: SignatureAlgorithm,
+        provider: &dyn CryptoProvider,
+    ) -> Result<Self, DecodeError> {
+        if !header.tag.is_signed() {
+            return Err(DecodeError::WrongBodyKind(header.tag.to_u8()));
+        }
+        let cose = CoseSign1Builder::new()
+            .protected(protected_header(algorithm, &key_id))
+            .payload(payload)
+            .build();
+        let tbs = ToBeSigned::new(cose.tbs_data(&external_aad(&header, role, th)), provider);
+        Ok(PendingSignature {
+            header,
+            cose,
+            request: SignRequest {
+                key_id,
+                algorithm,
+                tbs,
+            },
+        })
+    }
+
+    /// What must be signed.
+    pub fn request(&self) -> &SignRequest {
+        &self.request
+    }
+
+    /// Takes the signature, checks it answers the request under `key`, and builds the envelope.
+    pub fn complete(
+        self,
+        signature: Signature,
+        key: &PublicKey,
+        provider: &dyn CryptoProvider,
+    ) -> Result<Envelope, SignatureError> {
+        self.request.check_response(key, &signature, provider)?;
+        let mut cose = self.cose;
+        cose.signature = signature.bytes.to_vec();
+        Ok(Envelope {
+            header: self.header,
+            body: Body::Signed(SignedBody {
+                cose,
+                algorithm: signature.algorithm,
+                key_id: self.request.key_id,
+                signature,
+            }),
+        })
+    }
+}
+
+/// Signs `payload` as a message with `header` in one step with a [`Signer`] (server keys).
+pub fn sign_message(
+    header: Header,
+    role: KeyRole,
+    th: &TranscriptHash,
+    payload: Vec<u8>,
+    signer: &dyn Signer,
+    provider: &dyn CryptoProvider,
+) -> Result<Envelope, Error> {
+    let pending = PendingSignature::new(
+        header,
+        role,
+        th,
+        payload,
+        signer.key_id(),
+        signer.algorithm(),
+        provider,
+    )?;
+    let signature = signer.sign(&pending.request().tbs)?;
+    Ok(pending.complete(signature, signer.public_key(), provider)?)
+}

@@ -1,0 +1,127 @@
+//! Message tags: which message an envelope carries, which flow it belongs to, whether its body
+//! must be signed, and how large it may be.
+//!
+//! The size limits are what the transports size their buffers by: the DNS binding polls for
+//! answers up to the limit, the BLE framing reassembles up to it. No message of any type may
+//! exceed [`MAX_MESSAGE_LEN`].
+
+use crate::{DecodeError, Flow};
+
+/// The largest envelope of any type, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 4096;
+
+/// Every message type of the protocol. Bodies are defined with their flows; the envelope
+/// already knows each tag's flow, signing rule and size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum MessageTag {
+    /// Flow 1, device → server: versions, suites, device key or certificate, trusted key ids,
+    /// device nonce.
+    Hello = 0x01,
+    /// Flow 1, server → device: signed proof, server nonce, sealing key, optional PIN challenge.
+    ServerProof = 0x02,
+    /// Flow 1, device → server: signed key proof with the sealed PIN proof and network report.
+    CredentialRequest = 0x03,
+    /// Flow 1, server → device: signed sealed credentials, in order, and "unavailable" markers.
+    CredentialResponse = 0x04,
+    /// Flow 1, device → server on the home network: signed outcome of the join attempt.
+    OutcomeReport = 0x05,
+    /// Flow 1, server → device: signed acknowledgement of the outcome.
+    OutcomeAck = 0x06,
+    /// Flow 1, device → revocation service: which key the device trusted, with a fresh nonce.
+    RevocationQuery = 0x07,
+    /// Flow 1, revocation service → device: signed verdict.
+    RevocationVerdict = 0x08,
+    /// Flow 2, joiner → sponsor: joiner id and fresh nonce.
+    PeerCredentialRequest = 0x20,
+    /// Flow 2, sponsor → association server: signed verification request.
+    VerificationRequest = 0x21,
+    /// Flow 2, association server → sponsor: signed verification data.
+    VerificationData = 0x22,
+    /// Flow 2, sponsor → joiner: the joiner's part of the verification data.
+    ChallengeData = 0x23,
+    /// Flow 2, joiner → sponsor: the answer to the challenge.
+    ChallengeResponse = 0x24,
+    /// Flow 2, sponsor → joiner, inside the encrypted channel: the credential.
+    CredentialHandover = 0x25,
+    /// Any flow, either direction: an error. Unsigned errors are only hints to retry.
+    Error = 0x7f,
+}
+
+impl MessageTag {
+    /// Every tag, in number order.
+    pub const ALL: [MessageTag; 15] = [
+        MessageTag::Hello,
+        MessageTag::ServerProof,
+        MessageTag::CredentialRequest,
+        MessageTag::CredentialResponse,
+        MessageTag::OutcomeReport,
+        MessageTag::OutcomeAck,
+        MessageTag::RevocationQuery,
+        MessageTag::RevocationVerdict,
+        MessageTag::PeerCredentialRequest,
+        MessageTag::VerificationRequest,
+        MessageTag::VerificationData,
+        MessageTag::ChallengeData,
+        MessageTag::ChallengeResponse,
+        MessageTag::CredentialHandover,
+        MessageTag::Error,
+    ];
+
+    /// The wire number.
+    pub fn to_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// Parses a wire number.
+    pub fn from_u64(v: u64) -> Result<Self, DecodeError> {
+        MessageTag::ALL
+            .iter()
+            .copied()
+            .find(|t| u64::from(t.to_u8()) == v)
+            .ok_or(DecodeError::UnknownTag(v))
+    }
+
+    /// The flow this message belongs to, or `None` for messages valid in every flow.
+    pub fn flow(self) -> Option<Flow> {
+        match self.to_u8() {
+            0x01..=0x1f => Some(Flow::ServerSetup),
+            0x20..=0x3f => Some(Flow::PeerHandoff),
+            _ => None,
+        }
+    }
+
+    /// Whether the body must be a COSE_Sign1 (true) or a plain byte string (false).
+    pub fn is_signed(self) -> bool {
+        matches!(
+            self,
+            MessageTag::ServerProof
+                | MessageTag::CredentialRequest
+                | MessageTag::CredentialResponse
+                | MessageTag::OutcomeReport
+                | MessageTag::OutcomeAck
+                | MessageTag::RevocationVerdict
+                | MessageTag::VerificationRequest
+                | MessageTag::VerificationData
+        )
+    }
+
+    /// The largest envelope of this type, in bytes (header and signature included).
+    pub fn max_len(self) -> usize {
+        match self {
+            MessageTag::Hello => 1024,
+            MessageTag::ServerProof => 1024,
+            // 30 visible networks, each sealed with SSID, signal, band and security type.
+            MessageTag::CredentialRequest => 3072,
+            MessageTag::CredentialResponse => MAX_MESSAGE_LEN,
+            MessageTag::OutcomeReport | MessageTag::OutcomeAck => 512,
+            MessageTag::RevocationQuery | MessageTag::RevocationVerdict => 512,
+            MessageTag::PeerCredentialRequest => 512,
+            MessageTag::VerificationRequest | MessageTag::VerificationData => 1536,
+            MessageTag::ChallengeData => 1536,
+            MessageTag::ChallengeResponse => 256,
+            MessageTag::CredentialHandover => 512,
+            MessageTag::Error => 256,
+        }
+    }
+}
