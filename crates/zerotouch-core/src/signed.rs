@@ -176,10 +176,16 @@ impl PendingSignature {
         if !header.tag.is_signed() {
             return Err(DecodeError::WrongBodyKind(header.tag.to_u8()));
         }
-        let cose = CoseSign1Builder::new()
-            .protected(protected_header(algorithm, &key_id))
+        let protected = protected_header(algorithm, &key_id);
+        // Fix the protected header's bytes now, so the bytes signed are the bytes sent and a
+        // built message equals the same message decoded.
+        let protected_bytes = coset::CborSerializable::to_vec(protected.clone())
+            .map_err(|_| DecodeError::Cose("protected header does not encode"))?;
+        let mut cose = CoseSign1Builder::new()
+            .protected(protected)
             .payload(payload)
             .build();
+        cose.protected.original_data = Some(protected_bytes);
         let tbs = ToBeSigned::new(cose.tbs_data(&external_aad(&header, role, th)), provider);
         Ok(PendingSignature {
             header,
