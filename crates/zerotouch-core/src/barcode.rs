@@ -157,7 +157,10 @@ impl BarcodePayload {
             return Err(BarcodeError::CheckMismatch);
         }
 
-        if !fp.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)) {
+        if !fp
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        {
             return Err(BarcodeError::InvalidCharacter("fingerprint"));
         }
         let fp_bytes = BASE32_NOPAD

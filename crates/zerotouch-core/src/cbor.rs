@@ -24,9 +24,8 @@ pub(crate) fn encode(value: &Value) -> Vec<u8> {
 /// Decodes exactly one CBOR item from `bytes`, refusing trailing bytes and deep nesting.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut reader = bytes;
-    let value: Value =
-        ciborium::de::from_reader_with_recursion_limit(&mut reader, RECURSION_LIMIT)
-            .map_err(|_| DecodeError::InvalidCbor)?;
+    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, RECURSION_LIMIT)
+        .map_err(|_| DecodeError::InvalidCbor)?;
     if !reader.is_empty() {
         return Err(DecodeError::TrailingBytes);
     }

@@ -40,8 +40,8 @@ pub struct Header {
 pub enum Body {
     /// An unsigned message: its CBOR bytes.
     Plain(Vec<u8>),
-    /// A signed message, not yet verified.
-    Signed(SignedBody),
+    /// A signed message, not yet verified. Boxed: a COSE structure is large beside a `Vec`.
+    Signed(alloc::boxed::Box<SignedBody>),
 }
 
 /// One protocol message: header and body.
@@ -128,7 +128,9 @@ impl Envelope {
         };
         let body = match (next(), tag.is_signed()) {
             (Value::Bytes(b), false) => Body::Plain(b),
-            (v @ Value::Array(_), true) => Body::Signed(SignedBody::from_value(v)?),
+            (v @ Value::Array(_), true) => {
+                Body::Signed(alloc::boxed::Box::new(SignedBody::from_value(v)?))
+            }
             _ => return Err(DecodeError::WrongBodyKind(tag.to_u8())),
         };
         Ok(Envelope { header, body })

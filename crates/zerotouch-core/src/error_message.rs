@@ -77,8 +77,9 @@ impl Message for ErrorMessage {
         let mut next = || it.next().unwrap_or(Value::Null);
         let code = ErrorCode::from_u64(cbor::uint(&next(), "code", 255)?)?;
         let retry = cbor::uint(&next(), "retry_after_s", u64::from(u32::MAX))?;
-        let retry_after_s =
-            u32::try_from(retry).map_err(|_| DecodeError::OutOfRange { field: "retry_after_s" })?;
+        let retry_after_s = u32::try_from(retry).map_err(|_| DecodeError::OutOfRange {
+            field: "retry_after_s",
+        })?;
         let versions = cbor::bytes(next(), "supported_versions")?;
         if versions.len() > 16 {
             return Err(DecodeError::OutOfRange {

@@ -46,8 +46,8 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 /// DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point (RFC 5480 section 2):
 /// the 65 point bytes follow.
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 const OID_ED25519: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.3.101.112");
@@ -245,10 +245,10 @@ impl SigningKey {
             #[cfg(not(feature = "ed25519"))]
             SignatureAlgorithm::Ed25519 => Err(SignatureError::UnsupportedAlgorithm),
             SignatureAlgorithm::EcdsaP256Sha256 => {
-                {
                 use p256::elliptic_curve::Generate as _;
-                Ok(SigningKey::P256(p256::ecdsa::SigningKey::generate_from_rng(rng)))
-            }
+                Ok(SigningKey::P256(
+                    p256::ecdsa::SigningKey::generate_from_rng(rng),
+                ))
             }
         }
     }

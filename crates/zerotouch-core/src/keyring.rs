@@ -237,13 +237,12 @@ impl<S: Signer> ServerKeyRing<S> {
                 .filter(|k| k.role == KeyRole::SetupSigning && k.state == state)
                 .map(|k| &k.signer)
         };
-        if let Some(id) = self.mapped_key(device_type, serial) {
-            if trusted.contains(&id) {
-                let mapped = usable(&id, KeyState::Active).or_else(|| usable(&id, KeyState::Retired));
-                if let Some(s) = mapped {
-                    return Ok(s);
-                }
-            }
+        if let Some(id) = self.mapped_key(device_type, serial)
+            && trusted.contains(&id)
+            && let Some(s) =
+                usable(&id, KeyState::Active).or_else(|| usable(&id, KeyState::Retired))
+        {
+            return Ok(s);
         }
         [KeyState::Active, KeyState::Retired]
             .iter()
@@ -354,10 +353,10 @@ impl PinnedKeys {
     /// list a hello carries.
     pub fn trusted_key_ids(&self, role: KeyRole) -> Vec<KeyId> {
         let mut out = Vec::new();
-        if role == KeyRole::SetupSigning {
-            if let Some(id) = self.indication {
-                out.push(id);
-            }
+        if role == KeyRole::SetupSigning
+            && let Some(id) = self.indication
+        {
+            out.push(id);
         }
         for k in &self.keys {
             if k.role == role && !self.is_dropped(&k.key_id) && !out.contains(&k.key_id) {
@@ -379,15 +378,12 @@ impl KeyLookup for PinnedKeys {
             return None;
         }
         // With an indication, only the indicated setup key is accepted for setup.
-        if role == KeyRole::SetupSigning {
-            if let Some(ind) = self.indication {
-                if ind != *key_id {
-                    return None;
-                }
-            }
+        if role == KeyRole::SetupSigning
+            && let Some(ind) = self.indication
+            && ind != *key_id
+        {
+            return None;
         }
-        self.get(key_id)
-            .filter(|k| k.role == role)
-            .map(|k| &k.key)
+        self.get(key_id).filter(|k| k.role == role).map(|k| &k.key)
     }
 }

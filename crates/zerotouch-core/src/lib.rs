@@ -97,5 +97,5 @@ pub use suite::{CipherSuite, check_suite_choice, negotiate_suite};
 pub use tag::{MAX_MESSAGE_LEN, MessageTag};
 pub use transcript::{Transcript, TranscriptField, TranscriptHash};
 pub use version::{
-    SUPPORTED_VERSIONS, ProtocolVersion, check_version_choice, is_supported, negotiate_version,
+    ProtocolVersion, SUPPORTED_VERSIONS, check_version_choice, is_supported, negotiate_version,
 };

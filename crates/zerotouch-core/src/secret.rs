@@ -128,7 +128,10 @@ impl Pin {
     }
 
     /// Draws a uniformly random PIN of `digits` digits from the caller's RNG.
-    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R, digits: usize) -> Result<Self, SecretError> {
+    pub fn generate<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        digits: usize,
+    ) -> Result<Self, SecretError> {
         if !(Self::MIN_DIGITS..=Self::MAX_DIGITS).contains(&digits) {
             return Err(SecretError::InvalidPin);
         }

@@ -72,14 +72,20 @@ impl SignedBody {
             Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => {
                 SignatureAlgorithm::EcdsaP256Sha256
             }
-            _ => return Err(DecodeError::Cose("algorithm must be EdDSA (-8) or ES256 (-7)")),
+            _ => {
+                return Err(DecodeError::Cose(
+                    "algorithm must be EdDSA (-8) or ES256 (-7)",
+                ));
+            }
         };
         let key_id = KeyId::from_slice(&cose.protected.header.key_id)
             .ok_or(DecodeError::Cose("key id must be 32 bytes"))?;
         // Exactly alg and kid, nothing else protected and nothing unprotected: one accepted
         // form, and no unauthenticated header a receiver could be tempted to read.
         if cose.protected.header != protected_header(alg, &key_id) {
-            return Err(DecodeError::Cose("protected header must hold only alg and kid"));
+            return Err(DecodeError::Cose(
+                "protected header must hold only alg and kid",
+            ));
         }
         if !cose.unprotected.is_empty() {
             return Err(DecodeError::Cose("unprotected header must be empty"));
@@ -129,7 +135,10 @@ impl SignedBody {
         if key.algorithm() != self.algorithm {
             return Err(SignatureError::AlgorithmMismatch);
         }
-        let tbs = ToBeSigned::new(self.cose.tbs_data(&external_aad(header, role, th)), provider);
+        let tbs = ToBeSigned::new(
+            self.cose.tbs_data(&external_aad(header, role, th)),
+            provider,
+        );
         provider.verify_signature(key, &tbs, &self.signature)?;
         Ok(self.cose.payload.as_deref().unwrap_or(&[]))
     }
@@ -215,12 +224,12 @@ impl PendingSignature {
         cose.signature = signature.bytes.to_vec();
         Ok(Envelope {
             header: self.header,
-            body: Body::Signed(SignedBody {
+            body: Body::Signed(alloc::boxed::Box::new(SignedBody {
                 cose,
                 algorithm: signature.algorithm,
                 key_id: self.request.key_id,
                 signature,
-            }),
+            })),
         })
     }
 }

@@ -8,9 +8,9 @@
 //! device proofs the structure has a fixed size, because its payload is the 32-byte transcript
 //! hash.
 
+use crate::{KeyId, PublicKey, Signature, SignatureAlgorithm, SignatureError, SigningKey};
 use alloc::vec::Vec;
 use core::fmt;
-use crate::{KeyId, PublicKey, Signature, SignatureAlgorithm, SignatureError, SigningKey};
 
 /// The exact input of one signature: COSE `Sig_structure` bytes and their SHA-256 digest.
 #[derive(Clone, PartialEq, Eq)]

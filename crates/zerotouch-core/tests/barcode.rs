@@ -1,5 +1,12 @@
 //! Barcode payload rules: QR-alphanumeric text, typed-input friendly, every typo caught.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 use common::*;
 use zerotouch_core::*;
@@ -41,7 +48,10 @@ fn fingerprint_matches_the_device_key_id() {
     assert!(p.fingerprint.matches(&id));
     assert!(!p.fingerprint.matches(&other));
     // Full 256-bit fingerprints work too.
-    let full = BarcodePayload { fingerprint: KeyFingerprint::of(&id, 32).unwrap(), ..payload(None) };
+    let full = BarcodePayload {
+        fingerprint: KeyFingerprint::of(&id, 32).unwrap(),
+        ..payload(None)
+    };
     assert_eq!(BarcodePayload::decode(&full.encode()).unwrap(), full);
 }
 
@@ -55,16 +65,27 @@ fn fingerprint_shorter_than_128_bits_is_refused() {
     let fields: Vec<&str> = text.split('/').collect();
     let short = format!("ZT1/{}/{}/{}/", &fields[1][..24], fields[2], fields[3]);
     let with_check = (0..36)
-        .map(|v| format!("{short}/{}", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".as_bytes()[v] as char))
+        .map(|v| {
+            format!(
+                "{short}/{}",
+                "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".as_bytes()[v] as char
+            )
+        })
         .find(|t| !matches!(BarcodePayload::decode(t), Err(BarcodeError::CheckMismatch)))
         .unwrap();
-    assert_eq!(BarcodePayload::decode(&with_check), Err(BarcodeError::InvalidLength("fingerprint")));
+    assert_eq!(
+        BarcodePayload::decode(&with_check),
+        Err(BarcodeError::InvalidLength("fingerprint"))
+    );
 }
 
 #[test]
 fn typed_lower_case_is_accepted() {
     let p = payload(Some("482915"));
-    assert_eq!(BarcodePayload::decode(&p.encode().to_ascii_lowercase()).unwrap(), p);
+    assert_eq!(
+        BarcodePayload::decode(&p.encode().to_ascii_lowercase()).unwrap(),
+        p
+    );
 }
 
 #[test]
@@ -94,15 +115,27 @@ fn every_swap_of_adjacent_characters_is_detected() {
         let mut swapped = b.to_vec();
         swapped.swap(i, i + 1);
         let swapped = String::from_utf8(swapped).unwrap();
-        assert!(BarcodePayload::decode(&swapped).is_err(), "{swapped} accepted");
+        assert!(
+            BarcodePayload::decode(&swapped).is_err(),
+            "{swapped} accepted"
+        );
     }
 }
 
 #[test]
 fn malformed_payloads_get_typed_errors() {
-    assert_eq!(BarcodePayload::decode("ZT2/AAAA/1/X//0"), Err(BarcodeError::UnknownVersion));
-    assert_eq!(BarcodePayload::decode(""), Err(BarcodeError::UnknownVersion));
-    assert!(matches!(BarcodePayload::decode("ZT1/A/B"), Err(BarcodeError::FieldCount { found: 3, .. })));
+    assert_eq!(
+        BarcodePayload::decode("ZT2/AAAA/1/X//0"),
+        Err(BarcodeError::UnknownVersion)
+    );
+    assert_eq!(
+        BarcodePayload::decode(""),
+        Err(BarcodeError::UnknownVersion)
+    );
+    assert!(matches!(
+        BarcodePayload::decode("ZT1/A/B"),
+        Err(BarcodeError::FieldCount { found: 3, .. })
+    ));
     let text = payload(None).encode();
     assert!(BarcodePayload::decode(&format!("{text}X")).is_err());
 }
@@ -115,10 +148,19 @@ fn pin_in_payload_must_be_6_to_12_digits() {
         let data = &base[..base.len() - 2];
         let data = format!("{data}{bad}");
         let ok = (0..36)
-            .map(|v| format!("{data}/{}", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".as_bytes()[v] as char))
+            .map(|v| {
+                format!(
+                    "{data}/{}",
+                    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".as_bytes()[v] as char
+                )
+            })
             .find(|t| !matches!(BarcodePayload::decode(t), Err(BarcodeError::CheckMismatch)))
             .unwrap();
-        assert_eq!(BarcodePayload::decode(&ok), Err(BarcodeError::InvalidLength("pin")), "{ok}");
+        assert_eq!(
+            BarcodePayload::decode(&ok),
+            Err(BarcodeError::InvalidLength("pin")),
+            "{ok}"
+        );
     }
 }
 

@@ -1,5 +1,12 @@
 //! Envelope decoding rules: one entry point that refuses everything malformed with a typed error.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 use ciborium::Value;
 use common::*;
@@ -44,7 +51,15 @@ fn every_tag_round_trips_with_its_body_kind() {
     let signer = key(SignatureAlgorithm::Ed25519, "k");
     for tag in MessageTag::ALL {
         let env = if tag.is_signed() {
-            sign_message(header(tag), KeyRole::SetupSigning, &th, vec![1, 2, 3], &signer, &PROVIDER).unwrap()
+            sign_message(
+                header(tag),
+                KeyRole::SetupSigning,
+                &th,
+                vec![1, 2, 3],
+                &signer,
+                &PROVIDER,
+            )
+            .unwrap()
         } else {
             Envelope::plain(header(tag), vec![1, 2, 3]).unwrap()
         };
@@ -58,22 +73,36 @@ fn every_tag_round_trips_with_its_body_kind() {
 fn oversized_message_is_refused() {
     // Over the type's limit.
     let big = vec![0u8; MessageTag::Error.max_len()];
-    let wire = Envelope::plain(header(MessageTag::Error), big).unwrap().encode();
-    assert!(matches!(Envelope::decode(&wire), Err(DecodeError::TooLong { limit: 256, .. })));
+    let wire = Envelope::plain(header(MessageTag::Error), big)
+        .unwrap()
+        .encode();
+    assert!(matches!(
+        Envelope::decode(&wire),
+        Err(DecodeError::TooLong { limit: 256, .. })
+    ));
     // Over the overall limit, refused before parsing.
     let huge = vec![0u8; MAX_MESSAGE_LEN + 1];
     assert_eq!(
         Envelope::decode(&huge),
-        Err(DecodeError::TooLong { len: MAX_MESSAGE_LEN + 1, limit: MAX_MESSAGE_LEN })
+        Err(DecodeError::TooLong {
+            len: MAX_MESSAGE_LEN + 1,
+            limit: MAX_MESSAGE_LEN
+        })
     );
 }
 
 #[test]
 fn unsupported_version_is_refused() {
     let wire = raw_envelope(2, 1, 0x7f, vec![0; 16], 0, Value::Bytes(error_body()));
-    assert_eq!(Envelope::decode(&wire), Err(DecodeError::UnsupportedVersion(2)));
+    assert_eq!(
+        Envelope::decode(&wire),
+        Err(DecodeError::UnsupportedVersion(2))
+    );
     let wire = raw_envelope(256, 1, 0x7f, vec![0; 16], 0, Value::Bytes(error_body()));
-    assert_eq!(Envelope::decode(&wire), Err(DecodeError::UnsupportedVersion(256)));
+    assert_eq!(
+        Envelope::decode(&wire),
+        Err(DecodeError::UnsupportedVersion(256))
+    );
 }
 
 #[test]
@@ -88,32 +117,52 @@ fn unknown_flow_and_tag_are_refused() {
 fn message_of_another_flow_is_refused() {
     // A flow-2 message in a flow-1 envelope.
     let wire = raw_envelope(1, 1, 0x20, vec![0; 16], 0, Value::Bytes(vec![]));
-    assert_eq!(Envelope::decode(&wire), Err(DecodeError::TagNotInFlow { tag: 0x20, flow: 1 }));
+    assert_eq!(
+        Envelope::decode(&wire),
+        Err(DecodeError::TagNotInFlow { tag: 0x20, flow: 1 })
+    );
 }
 
 #[test]
 fn signed_tag_with_plain_body_is_refused() {
     let wire = raw_envelope(1, 1, 0x02, vec![0; 16], 0, Value::Bytes(vec![1]));
-    assert_eq!(Envelope::decode(&wire), Err(DecodeError::WrongBodyKind(0x02)));
+    assert_eq!(
+        Envelope::decode(&wire),
+        Err(DecodeError::WrongBodyKind(0x02))
+    );
     let wire = raw_envelope(1, 1, 0x01, vec![0; 16], 0, Value::Array(vec![]));
-    assert_eq!(Envelope::decode(&wire), Err(DecodeError::WrongBodyKind(0x01)));
+    assert_eq!(
+        Envelope::decode(&wire),
+        Err(DecodeError::WrongBodyKind(0x01))
+    );
 }
 
 #[test]
 fn session_id_must_be_16_bytes() {
     let wire = raw_envelope(1, 1, 0x01, vec![0; 15], 0, Value::Bytes(vec![]));
-    assert!(matches!(Envelope::decode(&wire), Err(DecodeError::WrongLength { field: "session_id", .. })));
+    assert!(matches!(
+        Envelope::decode(&wire),
+        Err(DecodeError::WrongLength {
+            field: "session_id",
+            ..
+        })
+    ));
 }
 
 #[test]
 fn sequence_number_over_32_bits_is_refused() {
     let wire = raw_envelope(1, 1, 0x01, vec![0; 16], 1 << 32, Value::Bytes(vec![]));
-    assert_eq!(Envelope::decode(&wire), Err(DecodeError::OutOfRange { field: "seq" }));
+    assert_eq!(
+        Envelope::decode(&wire),
+        Err(DecodeError::OutOfRange { field: "seq" })
+    );
 }
 
 #[test]
 fn trailing_bytes_are_refused() {
-    let mut wire = Envelope::plain(header(MessageTag::Hello), vec![]).unwrap().encode();
+    let mut wire = Envelope::plain(header(MessageTag::Hello), vec![])
+        .unwrap()
+        .encode();
     wire.push(0);
     assert_eq!(Envelope::decode(&wire), Err(DecodeError::TrailingBytes));
 }
@@ -127,33 +176,50 @@ fn deeply_nested_cbor_is_refused() {
 
 #[test]
 fn truncated_envelope_is_refused() {
-    let wire = Envelope::plain(header(MessageTag::Hello), vec![1, 2, 3]).unwrap().encode();
+    let wire = Envelope::plain(header(MessageTag::Hello), vec![1, 2, 3])
+        .unwrap()
+        .encode();
     for n in 0..wire.len() {
-        assert!(Envelope::decode(&wire[..n]).is_err(), "prefix of {n} bytes accepted");
+        assert!(
+            Envelope::decode(&wire[..n]).is_err(),
+            "prefix of {n} bytes accepted"
+        );
     }
 }
 
 fn signed_wire() -> Vec<u8> {
     let th = TranscriptInputs::fixed().hash();
     let signer = key(SignatureAlgorithm::Ed25519, "k");
-    sign_message(header(MessageTag::ServerProof), KeyRole::SetupSigning, &th, vec![1], &signer, &PROVIDER)
-        .unwrap()
-        .encode()
+    sign_message(
+        header(MessageTag::ServerProof),
+        KeyRole::SetupSigning,
+        &th,
+        vec![1],
+        &signer,
+        &PROVIDER,
+    )
+    .unwrap()
+    .encode()
 }
 
 /// Decodes the signed wire message, lets `f` edit the COSE array, re-encodes.
 fn edit_cose(f: impl FnOnce(&mut Vec<Value>)) -> Vec<u8> {
-    let Value::Array(mut items) = ciborium::de::from_reader(signed_wire().as_slice()).unwrap() else {
+    let Value::Array(mut items) = ciborium::de::from_reader(signed_wire().as_slice()).unwrap()
+    else {
         panic!()
     };
-    let Value::Array(cose) = &mut items[5] else { panic!() };
+    let Value::Array(cose) = &mut items[5] else {
+        panic!()
+    };
     f(cose);
     cbor(&Value::Array(items))
 }
 
 #[test]
 fn cose_unprotected_header_is_refused() {
-    let wire = edit_cose(|c| c[1] = Value::Map(vec![(Value::Integer(4.into()), Value::Bytes(vec![0; 32]))]));
+    let wire = edit_cose(|c| {
+        c[1] = Value::Map(vec![(Value::Integer(4.into()), Value::Bytes(vec![0; 32]))])
+    });
     assert!(matches!(Envelope::decode(&wire), Err(DecodeError::Cose(_))));
 }
 
@@ -208,8 +274,15 @@ fn error_message_round_trips_and_refuses_unknown_codes() {
         supported_versions: SUPPORTED_VERSIONS.to_vec(),
     };
     assert_eq!(ErrorMessage::decode_body(&m.encode_body()).unwrap(), m);
-    let bad = cbor(&Value::Array(vec![Value::Integer(99.into()), Value::Integer(0.into()), Value::Bytes(vec![])]));
-    assert_eq!(ErrorMessage::decode_body(&bad), Err(DecodeError::UnknownErrorCode(99)));
+    let bad = cbor(&Value::Array(vec![
+        Value::Integer(99.into()),
+        Value::Integer(0.into()),
+        Value::Bytes(vec![]),
+    ]));
+    assert_eq!(
+        ErrorMessage::decode_body(&bad),
+        Err(DecodeError::UnknownErrorCode(99))
+    );
 }
 
 #[test]
@@ -238,17 +311,29 @@ fn choice_that_was_not_offered_is_a_downgrade() {
         Err(NegotiationError::NotOffered)
     );
     assert_eq!(
-        check_suite_choice(&[CipherSuite::X25519_SHA256_CHACHA20POLY1305], CipherSuite::P256_SHA256_CHACHA20POLY1305),
+        check_suite_choice(
+            &[CipherSuite::X25519_SHA256_CHACHA20POLY1305],
+            CipherSuite::P256_SHA256_CHACHA20POLY1305
+        ),
         Err(NegotiationError::NotOffered)
     );
 }
 
 #[test]
 fn suite_follows_the_choosers_preference() {
-    let offered = [CipherSuite::P256_SHA256_CHACHA20POLY1305, CipherSuite::X25519_SHA256_CHACHA20POLY1305];
-    assert_eq!(negotiate_suite(&offered, CipherSuite::SUPPORTED), Ok(CipherSuite::X25519_SHA256_CHACHA20POLY1305));
+    let offered = [
+        CipherSuite::P256_SHA256_CHACHA20POLY1305,
+        CipherSuite::X25519_SHA256_CHACHA20POLY1305,
+    ];
     assert_eq!(
-        negotiate_suite(&[CipherSuite::P256_SHA256_CHACHA20POLY1305], &[CipherSuite::X25519_SHA256_CHACHA20POLY1305]),
+        negotiate_suite(&offered, CipherSuite::SUPPORTED),
+        Ok(CipherSuite::X25519_SHA256_CHACHA20POLY1305)
+    );
+    assert_eq!(
+        negotiate_suite(
+            &[CipherSuite::P256_SHA256_CHACHA20POLY1305],
+            &[CipherSuite::X25519_SHA256_CHACHA20POLY1305]
+        ),
         Err(NegotiationError::NoCommonSuite)
     );
 }

@@ -2,6 +2,13 @@
 //! Project Wycheproof subset of P-256 verification cases a verifier must reject. The vectors are
 //! data files under tests/data/kat, with their sources in SOURCES.md.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 use common::PROVIDER;
 use serde_json::Value;
@@ -41,18 +48,25 @@ fn ecdsa_p256_matches_rfc6979_vectors() {
     let data = load("p256_rfc6979.json");
     let secret: [u8; 32] = hexv(&data["private_key"]).try_into().unwrap();
     let key = SigningKey::from_secret_bytes(SignatureAlgorithm::EcdsaP256Sha256, &secret).unwrap();
-    let PublicKey::P256(point) = key.public_key() else { panic!() };
+    let PublicKey::P256(point) = key.public_key() else {
+        panic!()
+    };
     assert_eq!(point[1..33].to_vec(), hexv(&data["public_x"]));
     assert_eq!(point[33..].to_vec(), hexv(&data["public_y"]));
     let vectors = data["vectors"].as_array().unwrap();
     assert_eq!(vectors.len(), 2);
     for v in vectors {
-        let tbs = ToBeSigned::new(v["message_utf8"].as_str().unwrap().as_bytes().to_vec(), &PROVIDER);
+        let tbs = ToBeSigned::new(
+            v["message_utf8"].as_str().unwrap().as_bytes().to_vec(),
+            &PROVIDER,
+        );
         let sig = key.sign(&tbs).unwrap();
         let mut expected = hexv(&v["r"]);
         expected.extend(hexv(&v["s"]));
         assert_eq!(sig.bytes.to_vec(), expected, "{}", v["message_utf8"]);
-        PROVIDER.verify_signature(&key.public_key(), &tbs, &sig).unwrap();
+        PROVIDER
+            .verify_signature(&key.public_key(), &tbs, &sig)
+            .unwrap();
     }
 }
 
@@ -65,16 +79,27 @@ fn ecdsa_p256_verification_matches_wycheproof() {
         let key = PublicKey::p256_sec1(&hexv(&group["public_key_uncompressed"])).unwrap();
         for t in group["tests"].as_array().unwrap() {
             let tbs = ToBeSigned::new(hexv(&t["msg"]), &PROVIDER);
-            let outcome = Signature::from_slice(SignatureAlgorithm::EcdsaP256Sha256, &hexv(&t["sig"]))
-                .and_then(|sig| PROVIDER.verify_signature(&key, &tbs, &sig));
+            let outcome =
+                Signature::from_slice(SignatureAlgorithm::EcdsaP256Sha256, &hexv(&t["sig"]))
+                    .and_then(|sig| PROVIDER.verify_signature(&key, &tbs, &sig));
             match t["result"].as_str().unwrap() {
                 "valid" => {
                     valid += 1;
-                    assert!(outcome.is_ok(), "tc {} ({}) should verify", t["tc_id"], t["comment"]);
+                    assert!(
+                        outcome.is_ok(),
+                        "tc {} ({}) should verify",
+                        t["tc_id"],
+                        t["comment"]
+                    );
                 }
                 "invalid" => {
                     invalid += 1;
-                    assert!(outcome.is_err(), "tc {} ({}) must be rejected", t["tc_id"], t["comment"]);
+                    assert!(
+                        outcome.is_err(),
+                        "tc {} ({}) must be rejected",
+                        t["tc_id"],
+                        t["comment"]
+                    );
                 }
                 other => panic!("unexpected result {other}"),
             }

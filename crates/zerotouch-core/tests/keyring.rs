@@ -1,15 +1,31 @@
 //! Key ring rules: server key selection by type/serial map, rotation and revocation; the
 //! device's pinned keys with indication and dropped keys.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 use common::*;
 use zerotouch_core::*;
 
 fn ring() -> (ServerKeyRing<SoftwareSigner>, [KeyId; 3]) {
     let mut r = ServerKeyRing::new();
-    let a = r.add(KeyRole::SetupSigning, key(SignatureAlgorithm::Ed25519, "a")).unwrap();
-    let b = r.add(KeyRole::SetupSigning, key(SignatureAlgorithm::EcdsaP256Sha256, "b")).unwrap();
-    let c = r.add(KeyRole::SetupSigning, key(SignatureAlgorithm::Ed25519, "c")).unwrap();
+    let a = r
+        .add(KeyRole::SetupSigning, key(SignatureAlgorithm::Ed25519, "a"))
+        .unwrap();
+    let b = r
+        .add(
+            KeyRole::SetupSigning,
+            key(SignatureAlgorithm::EcdsaP256Sha256, "b"),
+        )
+        .unwrap();
+    let c = r
+        .add(KeyRole::SetupSigning, key(SignatureAlgorithm::Ed25519, "c"))
+        .unwrap();
     r.map_devices(7, 1000, 1999, b).unwrap();
     (r, [a, b, c])
 }
@@ -56,7 +72,10 @@ fn revoked_key_is_never_selected() {
     let (mut r, [a, b, _c]) = ring();
     r.revoke(&b).unwrap();
     assert_eq!(r.select_setup_key(7, 1500, &[b, a]).unwrap().key_id(), a);
-    assert!(matches!(r.select_setup_key(7, 1500, &[b]), Err(KeyError::NoUsableKey)));
+    assert!(matches!(
+        r.select_setup_key(7, 1500, &[b]),
+        Err(KeyError::NoUsableKey)
+    ));
     assert!(r.is_revoked(&b));
     assert_eq!(r.revoked().collect::<Vec<_>>(), vec![b]);
     // A revoked key cannot be brought back by retiring it.
@@ -75,16 +94,33 @@ fn retired_key_is_used_only_when_no_active_key_is_trusted() {
 fn key_unknown_to_the_server_is_not_selected() {
     let (r, _) = ring();
     let stranger = key(SignatureAlgorithm::Ed25519, "stranger").key_id();
-    assert!(matches!(r.select_setup_key(7, 1500, &[stranger]), Err(KeyError::NoUsableKey)));
+    assert!(matches!(
+        r.select_setup_key(7, 1500, &[stranger]),
+        Err(KeyError::NoUsableKey)
+    ));
 }
 
 #[test]
 fn keys_of_other_roles_are_never_selected_for_setup() {
     let mut r = ServerKeyRing::new();
-    let rev = r.add(KeyRole::RevocationVerdict, key(SignatureAlgorithm::Ed25519, "rev")).unwrap();
-    assert!(matches!(r.select_setup_key(1, 1, &[rev]), Err(KeyError::NoUsableKey)));
-    assert!(matches!(r.map_devices(1, 0, 10, rev), Err(KeyError::WrongRole { .. })));
-    assert_eq!(r.signer_for(KeyRole::RevocationVerdict).unwrap().key_id(), rev);
+    let rev = r
+        .add(
+            KeyRole::RevocationVerdict,
+            key(SignatureAlgorithm::Ed25519, "rev"),
+        )
+        .unwrap();
+    assert!(matches!(
+        r.select_setup_key(1, 1, &[rev]),
+        Err(KeyError::NoUsableKey)
+    ));
+    assert!(matches!(
+        r.map_devices(1, 0, 10, rev),
+        Err(KeyError::WrongRole { .. })
+    ));
+    assert_eq!(
+        r.signer_for(KeyRole::RevocationVerdict).unwrap().key_id(),
+        rev
+    );
     assert!(r.signer_for(KeyRole::Association).is_err());
     // Lookup for verification honours roles too.
     assert!(r.trusted_key(KeyRole::SetupSigning, &rev).is_none());
@@ -106,7 +142,11 @@ fn overlapping_or_empty_serial_ranges_are_refused() {
 #[test]
 fn duplicate_key_is_refused() {
     let (mut r, _) = ring();
-    assert_eq!(r.add(KeyRole::SetupSigning, key(SignatureAlgorithm::Ed25519, "a")).unwrap_err(), KeyError::Duplicate);
+    assert_eq!(
+        r.add(KeyRole::SetupSigning, key(SignatureAlgorithm::Ed25519, "a"))
+            .unwrap_err(),
+        KeyError::Duplicate
+    );
 }
 
 fn pinned() -> (PinnedKeys, [KeyId; 3]) {

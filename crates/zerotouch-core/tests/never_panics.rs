@@ -1,5 +1,12 @@
 //! Property tests: decoders never panic on any input, and encodings round-trip.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 use common::*;
 use proptest::prelude::*;

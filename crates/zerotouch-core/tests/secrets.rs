@@ -1,10 +1,17 @@
 //! Secrets are redacted from Debug, compared in constant time, zeroizable, and well-formed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use subtle::ConstantTimeEq;
-use zerotouch_core::*;
 use zeroize::Zeroize;
+use zerotouch_core::*;
 
 #[test]
 fn secrets_are_redacted_from_debug() {
@@ -13,8 +20,20 @@ fn secrets_are_redacted_from_debug() {
     let ds = DeviceSecret::new([0xAB; 32]);
     let sb = SecretBytes::from_slice(b"very secret");
     let key = SigningKey::from_secret_bytes(SignatureAlgorithm::Ed25519, &[0x5A; 32]).unwrap();
-    let shown = format!("{pass:?} {pin:?} {ds:?} {sb:?} {key:?} {:?}", SoftwareSigner::new(key.clone()));
-    for leak in ["correct horse", "482915", "abab", "AB, AB", "171, 171", "very secret", "5a5a", "90, 90"] {
+    let shown = format!(
+        "{pass:?} {pin:?} {ds:?} {sb:?} {key:?} {:?}",
+        SoftwareSigner::new(key.clone())
+    );
+    for leak in [
+        "correct horse",
+        "482915",
+        "abab",
+        "AB, AB",
+        "171, 171",
+        "very secret",
+        "5a5a",
+        "90, 90",
+    ] {
         assert!(!shown.contains(leak), "{leak} leaked in {shown}");
     }
     assert!(shown.contains("<redacted>"));
@@ -24,9 +43,15 @@ fn secrets_are_redacted_from_debug() {
 fn secrets_compare_by_value() {
     assert_eq!(Pin::new("482915").unwrap(), Pin::new("482915").unwrap());
     assert_ne!(Pin::new("482915").unwrap(), Pin::new("482916").unwrap());
-    assert!(bool::from(SecretBytes::from_slice(b"abc").ct_eq(&SecretBytes::from_slice(b"abc"))));
-    assert!(!bool::from(SecretBytes::from_slice(b"abc").ct_eq(&SecretBytes::from_slice(b"abd"))));
-    assert!(!bool::from(SecretBytes::from_slice(b"abc").ct_eq(&SecretBytes::from_slice(b"abcd"))));
+    assert!(bool::from(
+        SecretBytes::from_slice(b"abc").ct_eq(&SecretBytes::from_slice(b"abc"))
+    ));
+    assert!(!bool::from(
+        SecretBytes::from_slice(b"abc").ct_eq(&SecretBytes::from_slice(b"abd"))
+    ));
+    assert!(!bool::from(
+        SecretBytes::from_slice(b"abc").ct_eq(&SecretBytes::from_slice(b"abcd"))
+    ));
     assert_ne!(DeviceSecret::new([1; 32]), DeviceSecret::new([2; 32]));
 }
 
@@ -42,9 +67,18 @@ fn passphrase_must_be_a_valid_wpa_credential() {
     assert!(Passphrase::new(b"12345678").is_ok());
     assert!(Passphrase::new(&[b'a'; 63]).is_ok());
     assert!(Passphrase::new(&[b'f'; 64]).is_ok()); // raw PSK in hex
-    assert_eq!(Passphrase::new(b"1234567"), Err(SecretError::InvalidPassphrase));
-    assert_eq!(Passphrase::new(&[b'g'; 64]), Err(SecretError::InvalidPassphrase));
-    assert_eq!(Passphrase::new(b"tab\there!"), Err(SecretError::InvalidPassphrase));
+    assert_eq!(
+        Passphrase::new(b"1234567"),
+        Err(SecretError::InvalidPassphrase)
+    );
+    assert_eq!(
+        Passphrase::new(&[b'g'; 64]),
+        Err(SecretError::InvalidPassphrase)
+    );
+    assert_eq!(
+        Passphrase::new(b"tab\there!"),
+        Err(SecretError::InvalidPassphrase)
+    );
 }
 
 #[test]
@@ -76,5 +110,8 @@ fn generated_pins_are_uniform_digits() {
 #[test]
 fn device_secret_must_be_32_bytes() {
     assert!(DeviceSecret::from_slice(&[0; 32]).is_ok());
-    assert_eq!(DeviceSecret::from_slice(&[0; 31]), Err(SecretError::InvalidDeviceSecret));
+    assert_eq!(
+        DeviceSecret::from_slice(&[0; 31]),
+        Err(SecretError::InvalidDeviceSecret)
+    );
 }

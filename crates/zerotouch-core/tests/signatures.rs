@@ -1,5 +1,12 @@
 //! Signature rules: what a signed message is bound to, and every way of tampering with it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 use common::*;
 use zerotouch_core::*;
@@ -23,7 +30,12 @@ fn server_message(alg: SignatureAlgorithm, th: &TranscriptHash) -> (SoftwareSign
     (signer, env.encode())
 }
 
-fn verify(wire: &[u8], role: KeyRole, th: &TranscriptHash, key: &PublicKey) -> Result<Vec<u8>, Error> {
+fn verify(
+    wire: &[u8],
+    role: KeyRole,
+    th: &TranscriptHash,
+    key: &PublicKey,
+) -> Result<Vec<u8>, Error> {
     let env = Envelope::decode(wire)?;
     let payload = signed_body(&env).verify(&env.header, role, th, key, &PROVIDER)?;
     Ok(payload.to_vec())
@@ -71,8 +83,14 @@ fn header_fields_are_signed() {
         let (signer, wire) = server_message(alg, &th);
         let pk = signer.public_key();
         let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("tag", with_header(&wire, |h| h.tag = MessageTag::CredentialResponse)),
-            ("session", with_header(&wire, |h| h.session_id = SessionId([0x12; 16]))),
+            (
+                "tag",
+                with_header(&wire, |h| h.tag = MessageTag::CredentialResponse),
+            ),
+            (
+                "session",
+                with_header(&wire, |h| h.session_id = SessionId([0x12; 16])),
+            ),
             ("seq", with_header(&wire, |h| h.seq = 2)),
         ];
         for (field, bad) in cases {
@@ -103,7 +121,13 @@ fn flow_is_signed_in_the_header() {
     let mut h = env.header;
     h.flow = Flow::ServerSetup;
     assert_eq!(
-        signed_body(&env).verify(&h, KeyRole::Association, &th, signer.public_key(), &PROVIDER),
+        signed_body(&env).verify(
+            &h,
+            KeyRole::Association,
+            &th,
+            signer.public_key(),
+            &PROVIDER
+        ),
         Err(SignatureError::Invalid)
     );
 }
@@ -131,19 +155,26 @@ macro_rules! transcript_binding_test {
     };
 }
 
-transcript_binding_test!(transcript_binds_session_id, |t| t.session_id = SessionId([0x99; 16]));
-transcript_binding_test!(transcript_binds_device_nonce, |t| t.device_nonce = Nonce([0x98; 16]));
-transcript_binding_test!(transcript_binds_server_nonce, |t| t.server_nonce = Nonce([0x97; 16]));
+transcript_binding_test!(transcript_binds_session_id, |t| t.session_id =
+    SessionId([0x99; 16]));
+transcript_binding_test!(transcript_binds_device_nonce, |t| t.device_nonce =
+    Nonce([0x98; 16]));
+transcript_binding_test!(transcript_binds_server_nonce, |t| t.server_nonce =
+    Nonce([0x97; 16]));
 transcript_binding_test!(transcript_binds_device_key, |t| t.device_key =
-    key(SignatureAlgorithm::Ed25519, "other device").public_key().clone());
+    key(SignatureAlgorithm::Ed25519, "other device")
+        .public_key()
+        .clone());
 transcript_binding_test!(transcript_binds_offered_versions, |t| t.offered_versions =
     vec![ProtocolVersion::V1, ProtocolVersion(2)]);
-transcript_binding_test!(transcript_binds_chosen_version, |t| t.chosen_version = ProtocolVersion(2));
+transcript_binding_test!(transcript_binds_chosen_version, |t| t.chosen_version =
+    ProtocolVersion(2));
 transcript_binding_test!(transcript_binds_offered_suites, |t| t.offered_suites =
     vec![CipherSuite::P256_SHA256_CHACHA20POLY1305]);
 transcript_binding_test!(transcript_binds_chosen_suite, |t| t.chosen_suite =
     CipherSuite::P256_SHA256_CHACHA20POLY1305);
-transcript_binding_test!(transcript_binds_transport, |t| t.transport = Transport::Https);
+transcript_binding_test!(transcript_binds_transport, |t| t.transport =
+    Transport::Https);
 transcript_binding_test!(transcript_binds_flow, |t| t.flow = Flow::PeerHandoff);
 
 #[test]
@@ -175,7 +206,10 @@ fn key_used_outside_its_role_is_refused() {
     let th = TranscriptInputs::fixed().hash();
     for alg in ALGS {
         let (signer, wire) = server_message(alg, &th);
-        for role in KeyRole::ALL.into_iter().filter(|r| *r != KeyRole::SetupSigning) {
+        for role in KeyRole::ALL
+            .into_iter()
+            .filter(|r| *r != KeyRole::SetupSigning)
+        {
             assert!(
                 verify(&wire, role, &th, signer.public_key()).is_err(),
                 "{alg:?}: a setup signature was accepted as {role:?}"
@@ -188,7 +222,13 @@ fn key_used_outside_its_role_is_refused() {
         )]);
         let env = Envelope::decode(&wire).unwrap();
         assert_eq!(
-            signed_body(&env).verify_trusted(&env.header, KeyRole::SetupSigning, &th, &pinned, &PROVIDER),
+            signed_body(&env).verify_trusted(
+                &env.header,
+                KeyRole::SetupSigning,
+                &th,
+                &pinned,
+                &PROVIDER
+            ),
             Err(SignatureError::UnknownKey)
         );
     }
@@ -199,15 +239,30 @@ fn signature_from_unpinned_key_is_refused() {
     let th = TranscriptInputs::fixed().hash();
     let (_, wire) = server_message(SignatureAlgorithm::Ed25519, &th);
     let other = key(SignatureAlgorithm::Ed25519, "someone else");
-    let pinned = PinnedKeys::new(vec![PinnedKey::new(KeyRole::SetupSigning, other.public_key().clone())]);
+    let pinned = PinnedKeys::new(vec![PinnedKey::new(
+        KeyRole::SetupSigning,
+        other.public_key().clone(),
+    )]);
     let env = Envelope::decode(&wire).unwrap();
     assert_eq!(
-        signed_body(&env).verify_trusted(&env.header, KeyRole::SetupSigning, &th, &pinned, &PROVIDER),
+        signed_body(&env).verify_trusted(
+            &env.header,
+            KeyRole::SetupSigning,
+            &th,
+            &pinned,
+            &PROVIDER
+        ),
         Err(SignatureError::UnknownKey)
     );
     // Presenting the unpinned key directly fails on the key id.
     assert_eq!(
-        signed_body(&env).verify(&env.header, KeyRole::SetupSigning, &th, other.public_key(), &PROVIDER),
+        signed_body(&env).verify(
+            &env.header,
+            KeyRole::SetupSigning,
+            &th,
+            other.public_key(),
+            &PROVIDER
+        ),
         Err(SignatureError::KeyIdMismatch)
     );
 }
@@ -232,7 +287,10 @@ fn claimed_algorithm_must_match_the_key() {
     let sig = ed.sign(&pending.request().tbs).unwrap();
     // The pending signature refuses an answer from the wrong key.
     assert_eq!(
-        pending.clone().complete(sig, ed.public_key(), &PROVIDER).unwrap_err(),
+        pending
+            .clone()
+            .complete(sig, ed.public_key(), &PROVIDER)
+            .unwrap_err(),
         SignatureError::ResponseMismatch
     );
 }
@@ -262,12 +320,21 @@ fn secure_element_signs_only_the_digest() {
     assert_eq!(req.tbs.digest().len(), 32);
     let sig: p256::ecdsa::Signature = se_key.sign_prehash(req.tbs.digest()).unwrap();
     // Same as ECDSA-SHA256 over the whole structure.
-    se_key.verifying_key().verify(req.tbs.message(), &sig).unwrap();
+    se_key
+        .verifying_key()
+        .verify(req.tbs.message(), &sig)
+        .unwrap();
     let sig = Signature::from_slice(SignatureAlgorithm::EcdsaP256Sha256, &sig.to_bytes()).unwrap();
     let env = pending.complete(sig, &device_pk, &PROVIDER).unwrap();
     let env = Envelope::decode(&env.encode()).unwrap();
     signed_body(&env)
-        .verify(&env.header, KeyRole::DeviceIdentity, &th, &device_pk, &PROVIDER)
+        .verify(
+            &env.header,
+            KeyRole::DeviceIdentity,
+            &th,
+            &device_pk,
+            &PROVIDER,
+        )
         .unwrap();
 }
 
@@ -288,7 +355,9 @@ fn faulty_signature_response_is_refused() {
     let mut sig = pending.request().sign_with(&device).unwrap();
     sig.bytes[10] ^= 1;
     assert_eq!(
-        pending.complete(sig, device.public_key(), &PROVIDER).unwrap_err(),
+        pending
+            .complete(sig, device.public_key(), &PROVIDER)
+            .unwrap_err(),
         SignatureError::Invalid
     );
 }
@@ -318,7 +387,17 @@ fn sign_request_refuses_a_signer_with_another_key() {
 fn unsigned_tag_cannot_be_signed_and_signed_tag_cannot_be_plain() {
     let th = TranscriptInputs::fixed().hash();
     let s = key(SignatureAlgorithm::Ed25519, "k");
-    assert!(sign_message(header(MessageTag::Hello), KeyRole::SetupSigning, &th, vec![], &s, &PROVIDER).is_err());
+    assert!(
+        sign_message(
+            header(MessageTag::Hello),
+            KeyRole::SetupSigning,
+            &th,
+            vec![],
+            &s,
+            &PROVIDER
+        )
+        .is_err()
+    );
     assert!(Envelope::plain(header(MessageTag::ServerProof), vec![]).is_err());
 }
 
@@ -332,8 +411,12 @@ fn cose_sign1_matches_rfc9052_sig_structure() {
     let (signer, wire) = server_message(SignatureAlgorithm::EcdsaP256Sha256, &th);
     let env: Value = ciborium::de::from_reader(wire.as_slice()).unwrap();
     let Value::Array(items) = env else { panic!() };
-    let Value::Array(cose) = &items[5] else { panic!() };
-    let (Value::Bytes(protected), Value::Bytes(payload), Value::Bytes(sig)) = (&cose[0], &cose[2], &cose[3]) else {
+    let Value::Array(cose) = &items[5] else {
+        panic!()
+    };
+    let (Value::Bytes(protected), Value::Bytes(payload), Value::Bytes(sig)) =
+        (&cose[0], &cose[2], &cose[3])
+    else {
         panic!()
     };
     let h = header(MessageTag::ServerProof);
@@ -358,7 +441,9 @@ fn cose_sign1_matches_rfc9052_sig_structure() {
     ]);
     let mut tbs = vec![];
     ciborium::ser::into_writer(&sig_structure, &mut tbs).unwrap();
-    let PublicKey::P256(point) = signer.public_key() else { panic!() };
+    let PublicKey::P256(point) = signer.public_key() else {
+        panic!()
+    };
     let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
     let sig = p256::ecdsa::Signature::from_slice(sig).unwrap();
     vk.verify(&tbs, &sig).unwrap();

@@ -1,5 +1,11 @@
 //! Fixtures shared by the integration tests: fixed keys, a full transcript, headers.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use zerotouch_core::*;
 
@@ -36,7 +42,9 @@ impl TranscriptInputs {
             chosen_version: ProtocolVersion::V1,
             offered_suites: CipherSuite::SUPPORTED.to_vec(),
             chosen_suite: CipherSuite::X25519_SHA256_CHACHA20POLY1305,
-            device_key: key(SignatureAlgorithm::EcdsaP256Sha256, "device").public_key().clone(),
+            device_key: key(SignatureAlgorithm::EcdsaP256Sha256, "device")
+                .public_key()
+                .clone(),
             device_nonce: Nonce([0x22; 16]),
             server_nonce: Nonce([0x33; 16]),
         }

@@ -1,0 +1,1 @@
+//! Runnable examples live in `examples/`; run them with `cargo run -p zerotouch-examples --example NAME`.
