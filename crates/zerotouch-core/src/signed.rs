@@ -213,6 +213,8 @@ impl PendingSignature {
     }
 
     /// Takes the signature, checks it answers the request under `key`, and builds the envelope.
+    /// The check costs one verification; it catches a faulty or swapped secure element on the
+    /// device rather than at the server.
     pub fn complete(
         self,
         signature: Signature,
@@ -220,9 +222,13 @@ impl PendingSignature {
         provider: &dyn CryptoProvider,
     ) -> Result<Envelope, SignatureError> {
         self.request.check_response(key, &signature, provider)?;
+        Ok(self.into_envelope(signature))
+    }
+
+    fn into_envelope(self, signature: Signature) -> Envelope {
         let mut cose = self.cose;
         cose.signature = signature.bytes.to_vec();
-        Ok(Envelope {
+        Envelope {
             header: self.header,
             body: Body::Signed(alloc::boxed::Box::new(SignedBody {
                 cose,
@@ -230,11 +236,12 @@ impl PendingSignature {
                 key_id: self.request.key_id,
                 signature,
             })),
-        })
+        }
     }
 }
 
-/// Signs `payload` as a message with `header` in one step with a [`Signer`] (server keys).
+/// Signs `payload` as a message with `header` in one step with a [`Signer`] (server keys,
+/// HSM, KMS), without re-verifying the signature (see [`PendingSignature::complete`]).
 pub fn sign_message(
     header: Header,
     role: KeyRole,
@@ -253,5 +260,10 @@ pub fn sign_message(
         provider,
     )?;
     let signature = signer.sign(&pending.request().tbs)?;
-    Ok(pending.complete(signature, signer.public_key(), provider)?)
+    if signature.algorithm != signer.algorithm() {
+        return Err(SignatureError::ResponseMismatch.into());
+    }
+    // No verification of our own signature here: a server signs for every session, and a
+    // second verification would double its signing cost. Devices use `complete`, which checks.
+    Ok(pending.into_envelope(signature))
 }
