@@ -5,7 +5,6 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use der::Decode;
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
@@ -49,10 +48,13 @@ const P256_SPKI_PREFIX: [u8; 26] = [
     0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
+#[cfg(feature = "x509")]
 const OID_ED25519: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.3.101.112");
+#[cfg(feature = "x509")]
 const OID_EC_PUBLIC_KEY: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+#[cfg(feature = "x509")]
 const OID_P256: der::asn1::ObjectIdentifier =
     der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 
@@ -66,15 +68,20 @@ pub enum PublicKey {
 }
 
 impl PublicKey {
-    /// An Ed25519 key from its 32 bytes. Without the `ed25519` feature only the length is
-    /// checked (such a build cannot verify Ed25519 anyway).
+    /// An Ed25519 key from its 32 bytes. A build without the `ed25519` feature refuses it,
+    /// so a P-256-only device never pins a key it could not verify with.
     pub fn ed25519(bytes: [u8; 32]) -> Result<Self, KeyError> {
         #[cfg(feature = "ed25519")]
         {
             ed25519_dalek::VerifyingKey::from_bytes(&bytes)
                 .map_err(|_| KeyError::MalformedPublicKey)?;
+            Ok(PublicKey::Ed25519(bytes))
         }
-        Ok(PublicKey::Ed25519(bytes))
+        #[cfg(not(feature = "ed25519"))]
+        {
+            let _ = bytes;
+            Err(KeyError::UnsupportedAlgorithm)
+        }
     }
 
     /// A P-256 key from a SEC1 point, compressed or uncompressed; stored uncompressed.
@@ -118,7 +125,9 @@ impl PublicKey {
     }
 
     /// Parses a DER SubjectPublicKeyInfo holding an Ed25519 or P-256 key.
+    #[cfg(feature = "x509")]
     pub fn from_spki_der(der_bytes: &[u8]) -> Result<Self, KeyError> {
+        use der::Decode as _;
         let spki = spki::SubjectPublicKeyInfoRef::from_der(der_bytes)
             .map_err(|_| KeyError::MalformedPublicKey)?;
         let key = spki

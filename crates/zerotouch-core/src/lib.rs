@@ -44,6 +44,18 @@
 //! assert_eq!(payload, b"payload");
 //! # Ok::<(), zerotouch_core::Error>(())
 //! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `std` | yes | `CountingProvider` (needs 64-bit atomics) |
+//! | `ed25519` | yes | Ed25519 signatures; without it a build is P-256 only |
+//! | `x509` | yes | `DeviceCertificate`, `PublicKey::from_spki_der` (servers; not needed on devices) |
+//! | `barcode` | yes | `BarcodePayload` (factories, registrars, servers; not devices) |
+//! | `insecure-fuzzing` | no | `InsecureFuzzingProvider`, which accepts every signature: fuzzing only |
+//!
+//! A device build uses `default-features = false` (add `ed25519` if its keys need it).
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -52,12 +64,14 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "barcode")]
 mod barcode;
 mod cbor;
 mod context;
 mod envelope;
 mod error;
 mod error_message;
+#[cfg(feature = "x509")]
 mod identity;
 mod key;
 mod keyring;
@@ -71,6 +85,7 @@ mod tag;
 mod transcript;
 mod version;
 
+#[cfg(feature = "barcode")]
 pub use barcode::{BarcodePayload, KeyFingerprint, MAX_PRODUCT_NUMBER_LEN};
 pub use context::{Flow, Transport};
 pub use envelope::{Body, Envelope, Header, Message};
@@ -79,6 +94,7 @@ pub use error::{
     SignatureError,
 };
 pub use error_message::{ErrorCode, ErrorMessage};
+#[cfg(feature = "x509")]
 pub use identity::DeviceCertificate;
 pub use key::{KeyId, PublicKey, Signature, SignatureAlgorithm, SigningKey};
 pub use keyring::{

@@ -119,6 +119,23 @@ impl SignedBody {
         self.algorithm
     }
 
+    /// The 64-byte signature as received.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// The exact input the signature must cover for a message with `header`, signed in `role`
+    /// over `th`: for verifying elsewhere (a secure element, another library).
+    pub fn to_be_signed(
+        &self,
+        header: &Header,
+        role: KeyRole,
+        th: &TranscriptHash,
+        provider: &dyn CryptoProvider,
+    ) -> ToBeSigned {
+        ToBeSigned::new(self.cose.tbs_data(&external_aad(header, role, th)), provider)
+    }
+
     /// Verifies under one known key (the server checking a device's proof with the key from
     /// the association). Returns the verified payload.
     pub fn verify(

@@ -1,0 +1,64 @@
+/*
+ * Host runner for the nostd-check static library (see scripts/nostd-check.sh).
+ *
+ * Linked with the library alone (plus the C library for mem*), it runs the checks twice and
+ * prints the figures as key=value pairs. Built with -DZT_BASELINE it calls nothing from the
+ * library, so the linker takes nothing from it: the difference in section sizes between the
+ * two executables is the code reachable from the library's entry points.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef ZT_BASELINE
+extern uint32_t zt_check_run(void);
+extern size_t zt_check_peak_heap(void);
+extern size_t zt_check_heap_in_use(void);
+extern size_t zt_check_arena_high_water(void);
+extern size_t zt_check_alloc_count(void);
+extern size_t zt_check_arena_size(void);
+extern uint32_t zt_check_features(void);
+
+/*
+ * On the host, core and alloc come precompiled with panic=unwind, so their code names the
+ * personality routine that std would define (rust-lang/rust#106864). With panic=abort nothing
+ * unwinds and it is never called; on a bare-metal target core is built with panic=abort and
+ * names no personality routine at all. A stub that aborts satisfies the host linker.
+ */
+void rust_eh_personality(void) { abort(); }
+#else
+/* Same shape as the real calls, so main() is the same size in both builds. */
+__attribute__((noinline)) static uint32_t zt_check_run(void) { return 0; }
+__attribute__((noinline)) static size_t zt_check_peak_heap(void) { return 0; }
+__attribute__((noinline)) static size_t zt_check_heap_in_use(void) { return 0; }
+__attribute__((noinline)) static size_t zt_check_arena_high_water(void) { return 0; }
+__attribute__((noinline)) static size_t zt_check_alloc_count(void) { return 0; }
+__attribute__((noinline)) static size_t zt_check_arena_size(void) { return 0; }
+__attribute__((noinline)) static uint32_t zt_check_features(void) { return 0; }
+#endif
+
+int main(void) {
+    uint32_t status1 = zt_check_run();
+    size_t peak1 = zt_check_peak_heap();
+    size_t allocs1 = zt_check_alloc_count();
+    /* A second run must give the same figures: the arena is reused and nothing leaks. */
+    uint32_t status = zt_check_run();
+    size_t peak = zt_check_peak_heap();
+    size_t allocs = zt_check_alloc_count();
+    printf("status=%u peak_heap=%zu heap_in_use=%zu arena_high_water=%zu arena_size=%zu "
+           "allocs=%zu features=%u\n",
+           (unsigned)status, peak, zt_check_heap_in_use(), zt_check_arena_high_water(),
+           zt_check_arena_size(), allocs, (unsigned)zt_check_features());
+    if (status1 != 0 || status != 0) {
+        fprintf(stderr, "runner: zt_check_run failed: status %u then %u\n", (unsigned)status1,
+                (unsigned)status);
+        return 1;
+    }
+    if (peak1 != peak || allocs1 != allocs) {
+        fprintf(stderr, "runner: runs differ: peak %zu then %zu, allocations %zu then %zu\n",
+                peak1, peak, allocs1, allocs);
+        return 1;
+    }
+    return 0;
+}

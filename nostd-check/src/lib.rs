@@ -1,0 +1,133 @@
+//! # nostd-check
+//!
+//! The proof that `zerotouch-core` builds and runs without `std`, and the measuring stick for
+//! its footprint on a device. See `scripts/nostd-check.sh`, which builds this crate as a static
+//! library for each device feature set, checks what it links against, links it into a small C
+//! runner (`runner.c`) and compares code size and peak heap with `budgets.txt`.
+//!
+//! - `#![no_std]`, `panic = "abort"`, its own `#[panic_handler]` and `#[global_allocator]`: a
+//!   dependency that links `std` fails the build with E0152 (duplicate lang item).
+//! - Every no_std dependency of the core is named with `extern crate`: a dependency that is
+//!   never referenced is never loaded and would escape the check.
+//! - [`zt_check_run`] drives the core's real API through one server-proof and one device-proof
+//!   round (the messages a device sends and checks during setup), so the linked code is what
+//!   a device firmware pays for.
+//! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
+//!
+//! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the
+//! exported C symbols.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+extern crate alloc;
+
+// Every no_std crate the core depends on, named so each one is loaded (and so checked) even
+// where this crate calls nothing of it directly.
+extern crate ciborium;
+extern crate coset;
+#[cfg(feature = "barcode")]
+extern crate data_encoding;
+#[cfg(feature = "x509")]
+extern crate der;
+#[cfg(feature = "ed25519")]
+extern crate ed25519_dalek;
+extern crate hmac;
+extern crate p256;
+extern crate rand_core;
+extern crate serde;
+extern crate sha2;
+#[cfg(feature = "x509")]
+extern crate spki;
+extern crate subtle;
+extern crate thiserror;
+#[cfg(feature = "x509")]
+extern crate x509_cert;
+extern crate zeroize;
+extern crate zerotouch_core;
+
+mod heap;
+mod run;
+
+/// Runs every check once. Returns 0 when all passed, else the number of the first step that
+/// failed (see `run::Step`). Resets the heap counters first, so [`zt_check_peak_heap`] then
+/// reports this run's peak. Not reentrant: call it from one thread at a time.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_run() -> u32 {
+    heap::begin_run();
+    let status = match run::run() {
+        Ok(()) => 0,
+        Err(step) => step as u32,
+    };
+    // Everything the run allocated has been dropped by now; anything still live is a leak.
+    if status == 0 && heap::in_use() != 0 {
+        return run::Step::HeapNotFreed as u32;
+    }
+    status
+}
+
+/// The largest number of heap bytes live at once during the last [`zt_check_run`] (the sum of
+/// the sizes requested, as a general-purpose allocator would see them, without its overhead).
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_peak_heap() -> usize {
+    heap::peak()
+}
+
+/// Heap bytes live now (0 after a run: nothing leaks).
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_heap_in_use() -> usize {
+    heap::in_use()
+}
+
+/// How far into its arena the bump allocator reached during the last run: the peak plus what
+/// a bump allocator cannot reuse (freed blocks below the top, alignment padding).
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_arena_high_water() -> usize {
+    heap::high_water()
+}
+
+/// Number of allocations (including reallocations) during the last run.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_alloc_count() -> usize {
+    heap::alloc_count()
+}
+
+/// The size of the allocator's arena in bytes.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_arena_size() -> usize {
+    heap::ARENA_SIZE
+}
+
+/// Which optional features this build has: bit 0 `ed25519`, bit 1 `x509`, bit 2 `barcode`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_features() -> u32 {
+    u32::from(cfg!(feature = "ed25519"))
+        | u32::from(cfg!(feature = "x509")) << 1
+        | u32::from(cfg!(feature = "barcode")) << 2
+}
+
+/// A panic cannot unwind (`panic = "abort"`) and there is no process to abort: trap, so a host
+/// runner dies with a signal instead of hanging.
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    // SAFETY: `ud2` raises an invalid-opcode trap and never returns, as declared.
+    unsafe {
+        core::arch::asm!("ud2", options(noreturn, nomem, nostack));
+    }
+    #[cfg(any(target_arch = "arm", target_arch = "aarch64"))]
+    // SAFETY: `udf` is a permanently undefined instruction: it traps and never returns.
+    unsafe {
+        core::arch::asm!("udf #0", options(noreturn, nomem, nostack));
+    }
+    #[allow(unreachable_code)]
+    loop {
+        core::hint::spin_loop();
+    }
+}

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# The no_std proof and footprint check of zerotouch-core.
+#
+# No bare-metal target can be installed here, so no_std is proved by checks that together
+# leave no gap (see shared notes, "Proving no_std without a bare-metal target"):
+#   0. the check crate (nostd-check/, its own workspace) compiles exactly the core's dependency
+#      graph with exactly its features, and names every direct dependency with `extern crate`;
+#   a. it builds as a #![no_std] staticlib with its own panic handler and allocator, for each
+#      device feature set (a dependency that links std fails with E0152);
+#   b. `cargo tree` for a bare-metal target shows no `feature "std"` and no getrandom;
+#   c. the library's undefined symbols are only mem*/bcmp, unwinding and compiler-runtime ones;
+#   d. a C runner linked with the library alone runs the core's real API and reports code size
+#      (linked with --gc-sections, minus the same runner not calling the library) and peak heap;
+#   e. the figures are compared with nostd-check/budgets.txt.
+#
+# Usage: scripts/nostd-check.sh [--write-budgets]
+#   --write-budgets  rewrite nostd-check/budgets.txt from this run's figures (rounded up to
+#                    4 KiB for sizes and 1 KiB for heap). Review the diff: budgets only go down.
+# Environment: CARGO_TARGET_DIR (default nostd-check/target), CC (default gcc),
+#   NOSTD_CHECK_BREAKDOWN=1 also prints the biggest contributors to code size (needs python3).
+set -euo pipefail
+
+write_budgets=0
+case "${1:-}" in
+  "") ;;
+  --write-budgets) write_budgets=1 ;;
+  *) echo "usage: $0 [--write-budgets]" >&2; exit 2 ;;
+esac
+
+# Resolve CARGO_TARGET_DIR against the caller's directory before moving to the repo root.
+if [[ -n "${CARGO_TARGET_DIR:-}" && "${CARGO_TARGET_DIR}" != /* ]]; then
+  CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
+fi
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+target_dir=${CARGO_TARGET_DIR:-$root/nostd-check/target}
+export CARGO_TARGET_DIR="$target_dir"
+cc=${CC:-gcc}
+
+manifest=nostd-check/Cargo.toml
+budgets=nostd-check/budgets.txt
+bare_metal=thumbv7em-none-eabihf
+work="$target_dir/nostd-check"
+mkdir -p "$work"
+
+# Feature sets: name and the check crate's features.
+set_names=(p256-only full)
+set_features=("" "ed25519,x509,barcode")
+
+# Undefined symbols a no_std library may leave to the platform: the C memory functions (libc
+# or compiler_builtins on a device), unwinding symbols that core and alloc, precompiled with
+# panic=unwind, name but never reach under panic=abort (rust-lang/rust#106864), and integer
+# helpers of the compiler runtime (libgcc / compiler-rt).
+allowed_undefined='^(memcpy|memmove|memset|memcmp|bcmp|_Unwind_[A-Za-z_]+|rust_eh_personality|__u?(div|mod|mul)[sdt]i3|__mulv[sdt]i3)$'
+
+failures=()
+fail() {
+  echo "nostd-check: FAIL: $*" >&2
+  failures+=("$*")
+}
+note() { echo "nostd-check: $*"; }
+indent() { sed 's/^/    /' >&2; }
+
+# ---------------------------------------------------------------------------------------------
+# 0. The check crate covers the core's whole dependency graph, and nothing more.
+# ---------------------------------------------------------------------------------------------
+tree_lines() { # cargo tree args... -> unique "package" and "package feature" lines
+  local out
+  if ! out=$(cargo tree -q --target "$bare_metal" -e normal,features --prefix none "$@" 2> "$work/tree-err"); then
+    fail "'cargo tree $*' failed:"
+    indent < "$work/tree-err"
+    return 1
+  fi
+  grep -v '^nostd-check v' <<< "${out// (\*)/}" | sort -u
+}
+for i in "${!set_names[@]}"; do
+  name=${set_names[$i]} features=${set_features[$i]}
+  core_args=(-p zerotouch-core --no-default-features)
+  check_args=(--manifest-path "$manifest" --no-default-features)
+  if [[ -n "$features" ]]; then
+    core_args+=(--features "$features")
+    check_args+=(--features "$features")
+  fi
+  tree_lines "${core_args[@]}" > "$work/graph-core-$name" || continue
+  tree_lines "${check_args[@]}" > "$work/graph-check-$name" || continue
+  if ! diff "$work/graph-core-$name" "$work/graph-check-$name" > "$work/graph-$name.diff"; then
+    fail "$name: nostd-check does not build the core's dependency graph (versions or features differ;"
+    echo "  '<' only in zerotouch-core's graph, '>' only in nostd-check's; align nostd-check/Cargo.toml" >&2
+    echo "  with [workspace.dependencies] and nostd-check/Cargo.lock with Cargo.lock):" >&2
+    indent < "$work/graph-$name.diff"
+  fi
+done
+# Every direct dependency of the core is named with `extern crate` (else it is never loaded).
+if direct=$(cargo tree -q -p zerotouch-core --target "$bare_metal" -e normal --depth 1 --prefix none \
+              --no-default-features --features ed25519,x509,barcode 2> "$work/tree-err"); then
+  while read -r dep _; do
+    crate=${dep//-/_}
+    if ! grep -Eq "^extern crate ${crate};" nostd-check/src/lib.rs; then
+      fail "nostd-check/src/lib.rs does not name the core's dependency '$dep' with 'extern crate $crate;'"
+    fi
+  done < <(tail -n +2 <<< "$direct" | sort -u)
+else
+  fail "'cargo tree -p zerotouch-core --depth 1' failed:"
+  indent < "$work/tree-err"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# b. No std feature and no getrandom in the graph for a bare-metal target.
+# ---------------------------------------------------------------------------------------------
+for i in "${!set_names[@]}"; do
+  name=${set_names[$i]} features=${set_features[$i]}
+  feature_args=(--no-default-features)
+  [[ -n "$features" ]] && feature_args+=(--features "$features")
+  for scope in core check; do
+    if [[ $scope == core ]]; then scope_args=(-p zerotouch-core); else scope_args=(--manifest-path "$manifest"); fi
+    if ! tree=$(cargo tree -q "${scope_args[@]}" --target "$bare_metal" -e normal,features \
+                  "${feature_args[@]}" 2> "$work/tree-err"); then
+      fail "$name: 'cargo tree ${scope_args[*]}' failed:"
+      indent < "$work/tree-err"
+      continue
+    fi
+    std_lines=$(grep -F 'feature "std"' <<< "$tree" || true)
+    if [[ -n "$std_lines" ]]; then
+      fail "$name: 'cargo tree ${scope_args[*]}' shows std features for $bare_metal:"
+      indent <<< "$std_lines"
+    fi
+    # `cargo tree -i` exits non-zero when getrandom is in no lock file at all, and prints a
+    # warning when it is locked but not reached: either way, nothing on stdout is success.
+    set +e
+    out=$(cargo tree -q "${scope_args[@]}" --target "$bare_metal" -e normal "${feature_args[@]}" \
+            -i getrandom 2> "$work/tree-err")
+    rc=$?
+    set -e
+    if [[ -n "$out" ]]; then
+      fail "$name: getrandom is in the graph of '${scope_args[*]}' for $bare_metal:"
+      indent <<< "$out"
+    elif [[ $rc -ne 0 ]] && ! grep -q 'did not match any packages' "$work/tree-err"; then
+      fail "$name: 'cargo tree ${scope_args[*]} -i getrandom' failed:"
+      indent < "$work/tree-err"
+    fi
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
+# a, c, d. Build, inspect symbols, link and run, per feature set.
+# ---------------------------------------------------------------------------------------------
+sizes() { # executable -> "text rodata data eh_frame bss"
+  size -A "$1" | awk '
+    $1 == ".text" { t += $2 }
+    $1 == ".rodata" || $1 == ".data.rel.ro" || $1 == ".gcc_except_table" { r += $2 }
+    $1 == ".data" { d += $2 }
+    $1 ~ /^\.eh_frame/ { e += $2 }
+    $1 == ".bss" { b += $2 }
+    END { print t + 0, r + 0, d + 0, e + 0, b + 0 }'
+}
+round_up() { echo $(( ($1 + $2 - 1) / $2 * $2 )); }
+
+# The baseline: the same runner calling nothing from the library.
+"$cc" -Os -no-pie -DZT_BASELINE -Wl,--gc-sections -o "$work/runner-baseline" nostd-check/runner.c
+read -r base_text base_rodata base_data base_eh base_bss < <(sizes "$work/runner-baseline")
+
+declare -A figure
+for i in "${!set_names[@]}"; do
+  name=${set_names[$i]} features=${set_features[$i]}
+  build_args=(build --release --manifest-path "$manifest" --no-default-features)
+  [[ -n "$features" ]] && build_args+=(--features "$features")
+  note "$name: cargo ${build_args[*]}"
+  if ! cargo "${build_args[@]}" 2> "$work/build-$name.log"; then
+    cat "$work/build-$name.log" >&2
+    fail "$name: the no_std staticlib does not build (errors above; E0152 'duplicate lang item' means something links std)"
+    continue
+  fi
+  lib="$work/libnostd_check-$name.a"
+  cp "$target_dir/release/libnostd_check.a" "$lib"
+
+  # c. Undefined symbols of the archive, less those another member defines.
+  nm --undefined-only "$lib" 2>/dev/null | awk '$1 == "U" { print $2 }' | sort -u > "$work/undef-$name"
+  nm --defined-only "$lib" 2>/dev/null | awk 'NF == 3 { print $3 }' | sort -u > "$work/def-$name"
+  bad=$(comm -23 "$work/undef-$name" "$work/def-$name" | grep -Ev "$allowed_undefined" || true)
+  if [[ -n "$bad" ]]; then
+    fail "$name: the staticlib needs symbols a no_std library must not (std, libc beyond mem*, threads, an OS RNG?):"
+    indent <<< "$bad"
+  fi
+
+  # d. Link the runner with the library alone (no -lpthread, -ldl, ...) and run it.
+  runner="$work/runner-$name"
+  if ! "$cc" -Os -no-pie -Wl,--gc-sections -o "$runner" nostd-check/runner.c "$lib" 2> "$work/link-$name.log"; then
+    cat "$work/link-$name.log" >&2
+    fail "$name: the runner does not link against the staticlib alone"
+    continue
+  fi
+  if ! out=$(timeout 120 "$runner"); then
+    echo "$out" >&2
+    fail "$name: the runner failed (status = number of the failed step in nostd-check/src/run.rs)"
+    continue
+  fi
+  field() { echo "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  # Bits of zt_check_features: 1 ed25519, 2 x509, 4 barcode.
+  expect_features=0
+  [[ ",$features," == *,ed25519,* ]] && expect_features=$(( expect_features | 1 ))
+  [[ ",$features," == *,x509,* ]] && expect_features=$(( expect_features | 2 ))
+  [[ ",$features," == *,barcode,* ]] && expect_features=$(( expect_features | 4 ))
+  if [[ "$(field features)" != "$expect_features" ]]; then
+    fail "$name: the library reports features=$(field features), expected $expect_features"
+  fi
+  read -r text rodata data eh bss < <(sizes "$runner")
+  figure[$name.code_bytes]=$(( text - base_text ))
+  figure[$name.flash_bytes]=$(( text + rodata + data - base_text - base_rodata - base_data ))
+  figure[$name.peak_heap_bytes]=$(field peak_heap)
+  figure[$name.arena_high_water]=$(field arena_high_water)
+  figure[$name.allocs]=$(field allocs)
+  figure[$name.static_ram_bytes]=$(( data + bss - base_data - base_bss - $(field arena_size) ))
+  figure[$name.eh_frame_bytes]=$(( eh - base_eh ))
+
+  if [[ "${NOSTD_CHECK_BREAKDOWN:-0}" == 1 ]] && command -v python3 > /dev/null; then
+    note "$name: biggest contributors to .text (bytes, by crate of the symbol):"
+    nm -S -C "$runner" | python3 -c '
+import collections, re, sys
+sizes = collections.Counter()
+for line in sys.stdin:
+    parts = line.split(None, 3)
+    if len(parts) < 4 or parts[2] not in "tT":
+        continue
+    names = re.findall(r"(?:^|[<&( ])(?:mut )?([a-z_][a-z0-9_]*)::", parts[3])
+    sizes[names[0] if names else parts[3].strip()[:40]] += int(parts[1], 16)
+for crate, n in sizes.most_common(15):
+    print(f"    {n:8d} {crate}")'
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------
+# e. Budgets.
+# ---------------------------------------------------------------------------------------------
+declare -A budget aim
+if [[ -f "$budgets" ]]; then
+  while IFS='=' read -r key value; do
+    key=${key//[[:space:]]/} value=${value//[[:space:]]/}
+    [[ -z "$key" || "$key" == \#* ]] && continue
+    if [[ "$key" == *.aim ]]; then aim[${key%.aim}]=$value; else budget[$key]=$value; fi
+  done < "$budgets"
+fi
+
+checked_keys=(code_bytes flash_bytes peak_heap_bytes)
+if [[ $write_budgets -eq 1 ]]; then
+  {
+    echo "# Budgets of scripts/nostd-check.sh: a figure above its budget fails the check."
+    echo "# Each budget is the measured figure rounded up (4 KiB for sizes, 1 KiB for heap): where a"
+    echo "# figure does not meet its aim yet, the budget holds it where it is so it cannot grow."
+    echo "# Lower a budget when a figure drops (scripts/nostd-check.sh --write-budgets); never raise"
+    echo "# one without saying why in the commit."
+    echo "#"
+    echo "# code_bytes: .text of the x86_64 runner linked with --gc-sections, minus the runner"
+    echo "#   that calls nothing (opt-level z, LTO). Thumb-2 code for a Cortex-M is smaller."
+    echo "# flash_bytes: code_bytes plus read-only data (.rodata, .data.rel.ro) and .data."
+    echo "# peak_heap_bytes: most heap bytes live at once during zt_check_run (requested sizes,"
+    echo "#   without a general-purpose allocator's overhead)."
+    echo "# *.aim: the long-term aim, shown in the summary, not enforced."
+    for name in "${set_names[@]}"; do
+      [[ -n "${figure[$name.code_bytes]:-}" ]] || { fail "$name: no figures to write"; continue; }
+      echo
+      echo "$name.code_bytes=$(round_up "${figure[$name.code_bytes]}" 4096)"
+      echo "$name.flash_bytes=$(round_up "${figure[$name.flash_bytes]}" 4096)"
+      echo "$name.peak_heap_bytes=$(round_up "${figure[$name.peak_heap_bytes]}" 1024)"
+      for key in "${checked_keys[@]}"; do
+        [[ -n "${aim[$name.$key]:-}" ]] && echo "$name.$key.aim=${aim[$name.$key]}"
+      done
+    done
+  } > "$budgets.new"
+  mv "$budgets.new" "$budgets"
+  note "wrote $budgets"
+  unset budget; declare -A budget
+  while IFS='=' read -r key value; do
+    [[ -z "$key" || "$key" == \#* || "$key" == *.aim ]] && continue
+    budget[$key]=$value
+  done < "$budgets"
+fi
+
+for name in "${set_names[@]}"; do
+  [[ -n "${figure[$name.code_bytes]:-}" ]] || continue
+  for key in "${checked_keys[@]}"; do
+    value=${figure[$name.$key]} limit=${budget[$name.$key]:-}
+    if [[ -z "$limit" ]]; then
+      fail "$name.$key=$value has no budget in $budgets"
+    elif (( value > limit )); then
+      fail "$name.$key=$value exceeds its budget of $limit bytes in $budgets (by $(( value - limit )) bytes)"
+    fi
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
+# f. Summary.
+# ---------------------------------------------------------------------------------------------
+show() { # name key -> "value bytes (budget B, aim A)"
+  local v=${figure[$1.$2]} b=${budget[$1.$2]:-none} a=${aim[$1.$2]:-}
+  printf '%s bytes (budget %s%s)' "$v" "$b" "${a:+, aim $a}"
+}
+for name in "${set_names[@]}"; do
+  [[ -n "${figure[$name.code_bytes]:-}" ]] || { note "$name: no figures"; continue; }
+  echo "nostd-check: $name code=$(show "$name" code_bytes) flash=$(show "$name" flash_bytes)" \
+    "peak_heap=$(show "$name" peak_heap_bytes)"
+  echo "nostd-check: $name   arena_high_water=${figure[$name.arena_high_water]} allocations=${figure[$name.allocs]}" \
+    "static_ram=${figure[$name.static_ram_bytes]} host_unwind_tables=${figure[$name.eh_frame_bytes]}"
+done
+
+if (( ${#failures[@]} > 0 )); then
+  echo "nostd-check: ${#failures[@]} failure(s):" >&2
+  printf '  - %s\n' "${failures[@]}" >&2
+  exit 1
+fi
+note "OK: no_std, no std features, no getrandom, only allowed undefined symbols, within budgets"
