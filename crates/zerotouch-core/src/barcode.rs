@@ -6,12 +6,14 @@
 //! ZT1/JBSWY3DPEHPK3PXPJBSWY3DPEE/7/B07XJ8C8F5/482915/Q
 //! ```
 //!
-//! Every character is in the QR alphanumeric set (0-9, A-Z, `/`), which packs 5.5 bits a
+//! Every character is in the QR alphanumeric set (0-9, A-Z, `/`, `*`), which packs 5.5 bits a
 //! character, and the text is short enough to type from the label. The fingerprint is the first
 //! 16 to 32 bytes (at least 128 bits) of the device key id in RFC 4648 base32 without padding.
-//! The check character is ISO/IEC 7064 MOD 37,36 over every character except the separators:
-//! it catches every single mistyped character and every swap of two adjacent ones. Lower-case
-//! input (typed by hand) is accepted.
+//! The check character is the ISO/IEC 7064 MOD 37-2 computation over every character before it,
+//! separators included (`0-9` = 0-9, `A-Z` = 10-35, `/` = 36); its value 0-36 is written
+//! `0-9`, `A-Z` or `*`. Because 37 is prime and 2 generates its multiplicative group, it catches
+//! every single mistyped character and every swap of two adjacent different characters,
+//! a moved separator included. Lower-case input (typed by hand) is accepted.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -73,39 +75,34 @@ pub struct BarcodePayload {
     pub pin: Option<Pin>,
 }
 
+/// Value of a character in the check computation.
 fn char_value(c: u8) -> Option<u32> {
     match c {
         b'0'..=b'9' => Some(u32::from(c - b'0')),
         b'A'..=b'Z' => Some(u32::from(c - b'A') + 10),
+        b'/' => Some(36),
         _ => None,
     }
 }
 
-fn value_char(v: u32) -> char {
-    const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    ALPHABET
+/// The check character for a value 0-36.
+fn check_symbol(v: u32) -> char {
+    const SYMBOLS: &[u8; 37] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*";
+    SYMBOLS
         .get(v as usize)
         .map(|&b| char::from(b))
-        .unwrap_or('0')
+        .unwrap_or('*')
 }
 
-/// ISO/IEC 7064 MOD 37,36 (hybrid system): the running value after `chars`.
-fn mod37_36_state(chars: impl Iterator<Item = u32>) -> u32 {
-    const M: u32 = 36;
-    let mut p = M;
-    for c in chars {
-        let mut s = (p + c) % M;
-        if s == 0 {
-            s = M;
-        }
-        p = (s * 2) % (M + 1);
-    }
-    p
-}
-
+/// ISO/IEC 7064 MOD 37-2 (pure system, modulus 37, radix 2): the check character that makes
+/// the whole text, check included, sum to 1 modulo 37.
 fn check_char(data: &str) -> char {
-    let p = mod37_36_state(data.bytes().filter_map(char_value));
-    value_char((36 + 1 - p) % 36)
+    const M: u32 = 37;
+    let p = data
+        .bytes()
+        .filter_map(char_value)
+        .fold(0u32, |p, v| ((p + v) * 2) % M);
+    check_symbol((M + 1 - p) % M)
 }
 
 impl BarcodePayload {
@@ -150,7 +147,7 @@ impl BarcodePayload {
         let (Some(c), None) = (check_chars.next(), check_chars.next()) else {
             return Err(BarcodeError::InvalidLength("check"));
         };
-        if char_value(c).is_none() {
+        if !(c.is_ascii_digit() || c.is_ascii_uppercase() || c == b'*') {
             return Err(BarcodeError::InvalidCharacter("check"));
         }
         if check_char(data) != char::from(c) {
@@ -184,7 +181,10 @@ impl BarcodePayload {
         if product.is_empty() || product.len() > MAX_PRODUCT_NUMBER_LEN {
             return Err(BarcodeError::InvalidLength("product number"));
         }
-        if !product.bytes().all(|b| char_value(b).is_some()) {
+        if !product
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        {
             return Err(BarcodeError::InvalidCharacter("product number"));
         }
 

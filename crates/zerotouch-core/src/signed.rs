@@ -133,7 +133,10 @@ impl SignedBody {
         th: &TranscriptHash,
         provider: &dyn CryptoProvider,
     ) -> ToBeSigned {
-        ToBeSigned::new(self.cose.tbs_data(&external_aad(header, role, th)), provider)
+        ToBeSigned::new(
+            self.cose.tbs_data(&external_aad(header, role, th)),
+            provider,
+        )
     }
 
     /// Verifies under one known key (the server checking a device's proof with the key from

@@ -22,6 +22,7 @@ fn payload(pin: Option<&str>) -> BarcodePayload {
 }
 
 const QR_ALPHANUMERIC: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+const CHECK_SYMBOLS: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*";
 
 #[test]
 fn payload_round_trips_with_and_without_pin() {
@@ -64,13 +65,9 @@ fn fingerprint_shorter_than_128_bits_is_refused() {
     let text = payload(None).encode();
     let fields: Vec<&str> = text.split('/').collect();
     let short = format!("ZT1/{}/{}/{}/", &fields[1][..24], fields[2], fields[3]);
-    let with_check = (0..36)
-        .map(|v| {
-            format!(
-                "{short}/{}",
-                "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".as_bytes()[v] as char
-            )
-        })
+    let with_check = CHECK_SYMBOLS
+        .chars()
+        .map(|c| format!("{short}/{c}"))
         .find(|t| !matches!(BarcodePayload::decode(t), Err(BarcodeError::CheckMismatch)))
         .unwrap();
     assert_eq!(
@@ -93,10 +90,7 @@ fn every_single_mistyped_character_is_detected() {
     let text = payload(Some("482915")).encode();
     let alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     for (i, orig) in text.char_indices() {
-        if orig == '/' {
-            continue;
-        }
-        for sub in alphabet.chars().filter(|c| *c != orig) {
+        for sub in alphabet.chars().chain(['/', '*']).filter(|c| *c != orig) {
             let mut typo = text.clone();
             typo.replace_range(i..i + 1, &sub.to_string());
             assert!(BarcodePayload::decode(&typo).is_err(), "{typo} accepted");
@@ -109,7 +103,7 @@ fn every_swap_of_adjacent_characters_is_detected() {
     let text = payload(Some("482915")).encode();
     let b = text.as_bytes();
     for i in 0..b.len() - 1 {
-        if b[i] == b[i + 1] || b[i] == b'/' || b[i + 1] == b'/' {
+        if b[i] == b[i + 1] {
             continue;
         }
         let mut swapped = b.to_vec();
@@ -119,6 +113,27 @@ fn every_swap_of_adjacent_characters_is_detected() {
             BarcodePayload::decode(&swapped).is_err(),
             "{swapped} accepted"
         );
+    }
+}
+
+#[test]
+fn moved_separator_is_detected() {
+    // Moving a `/` by one place turns a valid payload into another well-formed one (a digit
+    // changes fields); the check character must catch it.
+    let text = payload(Some("482915")).encode();
+    for (i, c) in text.char_indices().filter(|(_, c)| *c == '/') {
+        for j in [i.wrapping_sub(1), i + 1] {
+            if j >= text.len() || text.as_bytes()[j] == b'/' {
+                continue;
+            }
+            let mut b = text.as_bytes().to_vec();
+            b.swap(i, j);
+            let moved = String::from_utf8(b).unwrap();
+            assert!(
+                BarcodePayload::decode(&moved).is_err(),
+                "{moved} ({c} moved) accepted"
+            );
+        }
     }
 }
 
@@ -147,13 +162,9 @@ fn pin_in_payload_must_be_6_to_12_digits() {
         let base = payload(None).encode();
         let data = &base[..base.len() - 2];
         let data = format!("{data}{bad}");
-        let ok = (0..36)
-            .map(|v| {
-                format!(
-                    "{data}/{}",
-                    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".as_bytes()[v] as char
-                )
-            })
+        let ok = CHECK_SYMBOLS
+            .chars()
+            .map(|c| format!("{data}/{c}"))
             .find(|t| !matches!(BarcodePayload::decode(t), Err(BarcodeError::CheckMismatch)))
             .unwrap();
         assert_eq!(
