@@ -1,0 +1,469 @@
+//! Shared fixtures of the zerotouch fuzz targets and the seed generator.
+//!
+//! The fixed keys and transcript hash here are what `signed_verify` verifies against and what
+//! `make_seeds` signs with, so the seeds carry key ids the fuzzer can keep while it mutates the
+//! rest of a signed envelope.
+
+use zerotouch_core::{
+    BarcodePayload, Body, DeviceCertificate, Envelope, ErrorCode, ErrorMessage, Flow, Header,
+    KeyFingerprint, KeyRole, Message, MessageTag, Pin, ProtocolVersion, PublicKey,
+    RustCryptoProvider, SessionId, SignatureAlgorithm, Signer, SigningKey, SoftwareSigner,
+    ToBeSigned, TranscriptHash, sign_message,
+};
+
+/// Secret of the fixed Ed25519 key (fuzzing only, never a real key).
+pub const ED25519_SECRET: [u8; 32] = [0x11; 32];
+/// Secret of the fixed P-256 key (fuzzing only, never a real key).
+pub const P256_SECRET: [u8; 32] = [0x22; 32];
+/// The transcript hash every fuzz signature is made over.
+pub const FUZZ_TH: TranscriptHash = TranscriptHash([0x5a; 32]);
+/// The session id of every seed.
+pub const SEED_SESSION: SessionId = SessionId([0xa5; 16]);
+
+/// The fixed signer of `algorithm`.
+pub fn fixed_signer(algorithm: SignatureAlgorithm) -> SoftwareSigner {
+    let secret = match algorithm {
+        SignatureAlgorithm::Ed25519 => &ED25519_SECRET,
+        SignatureAlgorithm::EcdsaP256Sha256 => &P256_SECRET,
+    };
+    match SigningKey::from_secret_bytes(algorithm, secret) {
+        Ok(key) => SoftwareSigner::new(key),
+        Err(e) => panic!("fixed {algorithm:?} secret refused: {e:?}"),
+    }
+}
+
+/// The fixed public keys: Ed25519 first, then P-256.
+pub fn fixed_public_keys() -> [PublicKey; 2] {
+    [
+        fixed_signer(SignatureAlgorithm::Ed25519)
+            .public_key()
+            .clone(),
+        fixed_signer(SignatureAlgorithm::EcdsaP256Sha256)
+            .public_key()
+            .clone(),
+    ]
+}
+
+/// Whether `needle` occurs contiguously in `haystack`.
+pub fn contains_slice(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Fuzz target names, as in Cargo.toml.
+pub const TARGETS: [&str; 6] = [
+    "envelope_decode",
+    "error_message_decode",
+    "barcode_decode",
+    "certificate_decode",
+    "spki_decode",
+    "signed_verify",
+];
+
+/// One seed: the target it is for, a file name, and its bytes.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    /// Fuzz target.
+    pub target: &'static str,
+    /// File name inside `corpus/<target>/`.
+    pub name: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+fn seed(target: &'static str, name: impl Into<String>, bytes: Vec<u8>) -> Seed {
+    Seed {
+        target,
+        name: name.into(),
+        bytes,
+    }
+}
+
+fn header(flow: Flow, tag: MessageTag, seq: u32) -> Header {
+    Header {
+        version: ProtocolVersion::V1,
+        flow,
+        tag,
+        session_id: SEED_SESSION,
+        seq,
+    }
+}
+
+fn expect<T, E: core::fmt::Debug>(r: Result<T, E>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("building seed {what}: {e:?}"),
+    }
+}
+
+// --- a minimal DER writer, for certificates and SubjectPublicKeyInfos -----------------------
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let be = len.to_be_bytes();
+        let skip = be.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (be.len() - skip) as u8);
+        out.extend_from_slice(&be[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(0x30, &parts.concat())
+}
+
+fn der_uint(be: &[u8]) -> Vec<u8> {
+    let trimmed: Vec<u8> = {
+        let skip = be.iter().take_while(|b| **b == 0).count().min(be.len() - 1);
+        be[skip..].to_vec()
+    };
+    let mut content = Vec::new();
+    if trimmed[0] & 0x80 != 0 {
+        content.push(0);
+    }
+    content.extend_from_slice(&trimmed);
+    tlv(0x02, &content)
+}
+
+fn bit_string(bytes: &[u8]) -> Vec<u8> {
+    let mut content = vec![0u8];
+    content.extend_from_slice(bytes);
+    tlv(0x03, &content)
+}
+
+const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_ECDSA_SHA256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+const OID_COMMON_NAME: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
+
+/// An SPKI for a P-256 point in SEC1 form (compressed or not).
+fn p256_spki(point: &[u8]) -> Vec<u8> {
+    seq(&[&seq(&[OID_EC_PUBLIC_KEY, OID_P256]), &bit_string(point)])
+}
+
+fn compress_p256(uncompressed: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x02 | (uncompressed[64] & 1)];
+    out.extend_from_slice(&uncompressed[1..33]);
+    out
+}
+
+fn name(cn: &str) -> Vec<u8> {
+    let atv = seq(&[OID_COMMON_NAME, &tlv(0x0c, cn.as_bytes())]);
+    seq(&[&tlv(0x31, &atv)])
+}
+
+/// A self-signed v3 certificate for `signer`'s key, signed for real (so it also works as a seed
+/// for anything that checks certificate signatures later).
+pub fn self_signed_certificate(signer: &SoftwareSigner, spki: &[u8], serial: &[u8]) -> Vec<u8> {
+    let sig_alg = match signer.algorithm() {
+        SignatureAlgorithm::Ed25519 => seq(&[OID_ED25519]),
+        SignatureAlgorithm::EcdsaP256Sha256 => seq(&[OID_ECDSA_SHA256]),
+    };
+    let version = tlv(0xa0, &der_uint(&[2]));
+    let validity = seq(&[&tlv(0x17, b"250101000000Z"), &tlv(0x18, b"99991231235959Z")]);
+    let tbs = seq(&[
+        &version,
+        &der_uint(serial),
+        &sig_alg,
+        &name("zerotouch fuzz CA"),
+        &validity,
+        &name("zerotouch fuzz device"),
+        spki,
+    ]);
+    let signature = expect(
+        signer.sign(&ToBeSigned::new(tbs.clone(), &RustCryptoProvider)),
+        "certificate signature",
+    );
+    let sig_bits = match signer.algorithm() {
+        SignatureAlgorithm::Ed25519 => signature.bytes.to_vec(),
+        SignatureAlgorithm::EcdsaP256Sha256 => {
+            let (r, s) = signature.bytes.split_at(32);
+            seq(&[&der_uint(r), &der_uint(s)])
+        }
+    };
+    seq(&[&tbs, &sig_alg, &bit_string(&sig_bits)])
+}
+
+/// Seeds built with the real API.
+pub fn api_seeds() -> Vec<Seed> {
+    let provider = RustCryptoProvider;
+    let ed = fixed_signer(SignatureAlgorithm::Ed25519);
+    let p = fixed_signer(SignatureAlgorithm::EcdsaP256Sha256);
+    let mut out = Vec::new();
+
+    // Error messages, alone and in envelopes of both flows.
+    let errors = [
+        ErrorMessage {
+            code: ErrorCode::UnsupportedVersion,
+            retry_after_s: 0,
+            supported_versions: vec![ProtocolVersion::V1, ProtocolVersion(2)],
+        },
+        ErrorMessage {
+            code: ErrorCode::RateLimited,
+            retry_after_s: 3600,
+            supported_versions: vec![],
+        },
+        ErrorMessage {
+            code: ErrorCode::NotAuthorized,
+            retry_after_s: u32::MAX,
+            supported_versions: vec![ProtocolVersion::V1],
+        },
+    ];
+    for (i, e) in errors.iter().enumerate() {
+        let body = e.encode_body();
+        out.push(seed(
+            "error_message_decode",
+            format!("api-error-{i}"),
+            body.clone(),
+        ));
+        let flow = if i % 2 == 0 {
+            Flow::ServerSetup
+        } else {
+            Flow::PeerHandoff
+        };
+        let env = expect(
+            Envelope::plain(header(flow, MessageTag::Error, i as u32), body),
+            "error envelope",
+        );
+        out.push(seed(
+            "envelope_decode",
+            format!("api-plain-error-{i}"),
+            env.encode(),
+        ));
+    }
+
+    // Other plain envelopes.
+    let plain = [
+        (
+            Flow::ServerSetup,
+            MessageTag::Hello,
+            vec![0x82, 0x41, 0x01, 0x40],
+        ),
+        (Flow::ServerSetup, MessageTag::RevocationQuery, vec![0x80]),
+        (
+            Flow::PeerHandoff,
+            MessageTag::PeerCredentialRequest,
+            vec![0x82, 0x00, 0x50],
+        ),
+        (Flow::PeerHandoff, MessageTag::ChallengeResponse, vec![]),
+    ];
+    for (i, (flow, tag, body)) in plain.into_iter().enumerate() {
+        let env = expect(
+            Envelope::plain(header(flow, tag, 7), body),
+            "plain envelope",
+        );
+        out.push(seed(
+            "envelope_decode",
+            format!("api-plain-{i}"),
+            env.encode(),
+        ));
+    }
+
+    // Signed envelopes by the fixed keys, in the roles signed_verify pins them for.
+    let signed = [
+        (
+            Flow::ServerSetup,
+            MessageTag::ServerProof,
+            KeyRole::SetupSigning,
+            &ed,
+            "ed25519-proof",
+        ),
+        (
+            Flow::ServerSetup,
+            MessageTag::ServerProof,
+            KeyRole::SetupSigning,
+            &p,
+            "p256-proof",
+        ),
+        (
+            Flow::ServerSetup,
+            MessageTag::CredentialRequest,
+            KeyRole::DeviceIdentity,
+            &p,
+            "p256-credreq",
+        ),
+        (
+            Flow::ServerSetup,
+            MessageTag::RevocationVerdict,
+            KeyRole::RevocationVerdict,
+            &ed,
+            "ed25519-verdict",
+        ),
+        (
+            Flow::PeerHandoff,
+            MessageTag::VerificationData,
+            KeyRole::Association,
+            &p,
+            "p256-verification",
+        ),
+    ];
+    for (flow, tag, role, signer, label) in signed {
+        let env = expect(
+            sign_message(
+                header(flow, tag, 1),
+                role,
+                &FUZZ_TH,
+                b"fuzz seed payload".to_vec(),
+                signer,
+                &provider,
+            ),
+            label,
+        );
+        // The seed must verify under the fixed key, or signed_verify could never reach its
+        // accepting path from it.
+        if let Body::Signed(body) = &env.body {
+            expect(
+                body.verify(&env.header, role, &FUZZ_TH, signer.public_key(), &provider),
+                label,
+            );
+        }
+        let bytes = env.encode();
+        out.push(seed(
+            "envelope_decode",
+            format!("api-signed-{label}"),
+            bytes.clone(),
+        ));
+        out.push(seed("signed_verify", format!("api-signed-{label}"), bytes));
+    }
+
+    // SubjectPublicKeyInfos.
+    let ed_spki = ed.public_key().to_spki_der();
+    let p_spki = p.public_key().to_spki_der();
+    let p_point = p.public_key().raw_bytes().to_vec();
+    let p_compressed_spki = p256_spki(&compress_p256(&p_point));
+    out.push(seed("spki_decode", "api-ed25519", ed_spki.clone()));
+    out.push(seed("spki_decode", "api-p256", p_spki.clone()));
+    out.push(seed(
+        "spki_decode",
+        "api-p256-compressed",
+        p_compressed_spki.clone(),
+    ));
+    // An unsupported curve: the fuzzer learns the OID path of the refusal too.
+    let p384_spki = seq(&[&seq(&[OID_EC_PUBLIC_KEY, OID_P384]), &bit_string(&p_point)]);
+    out.push(seed("spki_decode", "api-p384-refused", p384_spki));
+
+    // Device certificates.
+    let certs = [
+        ("ed25519", &ed, ed_spki, &[0x01, 0x23, 0x45][..]),
+        ("p256", &p, p_spki, &[0x7f; 20][..]),
+        ("p256-compressed", &p, p_compressed_spki, &[0x80, 0x00][..]),
+    ];
+    for (label, signer, spki, serial) in certs {
+        let der = self_signed_certificate(signer, &spki, serial);
+        // A seed that does not parse would be a bug in this generator, not in the core.
+        expect(DeviceCertificate::from_der(&der), label);
+        out.push(seed("certificate_decode", format!("api-{label}"), der));
+    }
+
+    // Barcodes: fingerprints of 16, 20 and 32 bytes, with and without PIN, lower case.
+    let kid = ed.key_id();
+    let barcodes = [
+        (16, 7, "B07XJ8C8F5", None),
+        (20, 0, "A", Some("482915")),
+        (
+            32,
+            u32::MAX,
+            "ABCDEFGHIJKLMNOPQRSTUVWX",
+            Some("123456789012"),
+        ),
+    ];
+    for (i, (fp_len, device_type, product, pin)) in barcodes.into_iter().enumerate() {
+        let payload = BarcodePayload {
+            fingerprint: expect(KeyFingerprint::of(&kid, fp_len), "fingerprint"),
+            device_type,
+            product_number: product.to_string(),
+            pin: pin.map(|p| expect(Pin::new(p), "pin")),
+        };
+        let text = payload.encode();
+        expect(BarcodePayload::decode(&text), "barcode");
+        out.push(seed(
+            "barcode_decode",
+            format!("api-{i}"),
+            text.clone().into_bytes(),
+        ));
+        if i == 0 {
+            out.push(seed(
+                "barcode_decode",
+                "api-lower",
+                text.to_ascii_lowercase().into_bytes(),
+            ));
+        }
+    }
+
+    out
+}
+
+/// Every string literal in a JSON text (escapes kept as written; hex and barcode strings have
+/// none). A scanner rather than a JSON parser, so the vector format may change freely.
+pub fn json_strings(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut s = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => {
+                    s.push(c);
+                    if let Some(n) = chars.next() {
+                        s.push(n);
+                    }
+                }
+                _ => s.push(c),
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+/// Decodes lower- or upper-case hex of even length.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |b: u8| char::from(b).to_digit(16);
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
+        .collect()
+}
+
+/// Seeds from one test-vector file: every string that decodes as something a target takes
+/// becomes a seed of that target.
+pub fn vector_seeds(file_label: &str, json: &str) -> Vec<Seed> {
+    let mut out = Vec::new();
+    for (i, s) in json_strings(json).into_iter().enumerate() {
+        let name = |t: &str| format!("vector-{file_label}-{i}-{t}");
+        if s.to_ascii_uppercase().starts_with("ZT1/") {
+            out.push(seed("barcode_decode", name("barcode"), s.into_bytes()));
+            continue;
+        }
+        let Some(bytes) = from_hex(&s) else { continue };
+        if let Ok(env) = Envelope::decode(&bytes) {
+            if matches!(env.body, Body::Signed(_)) {
+                out.push(seed("signed_verify", name("signed"), bytes.clone()));
+            }
+            out.push(seed("envelope_decode", name("envelope"), bytes.clone()));
+        }
+        if ErrorMessage::decode_body(&bytes).is_ok() {
+            out.push(seed("error_message_decode", name("error"), bytes.clone()));
+        }
+        if PublicKey::from_spki_der(&bytes).is_ok() {
+            out.push(seed("spki_decode", name("spki"), bytes.clone()));
+        }
+        if DeviceCertificate::from_der(&bytes).is_ok() {
+            out.push(seed("certificate_decode", name("certificate"), bytes));
+        }
+    }
+    out
+}
