@@ -1,5 +1,6 @@
 //! Signed envelopes verified with `InsecureFuzzingProvider`, which accepts every signature: the
-//! fuzzer gets past signatures, but never past the key-id, algorithm and key-role checks.
+//! fuzzer gets past signatures, but never past the key-id, algorithm, key-role and
+//! tag-to-role checks.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -69,6 +70,12 @@ fuzz_target!(|data: &[u8]| {
                     Err(SignatureError::AlgorithmMismatch),
                     "accepted another algorithm"
                 );
+            } else if env.header.tag.signer_role() != Some(role) {
+                assert_eq!(
+                    r,
+                    Err(SignatureError::RoleNotForTag),
+                    "accepted in a role that does not sign this tag"
+                );
             } else {
                 let payload = match r {
                     Ok(p) => p,
@@ -84,13 +91,12 @@ fuzz_target!(|data: &[u8]| {
         // accepts what the algorithm check refuses. Once per key (a real verification costs as
         // much as thousands of decodes; the role only changes the signed bytes).
         if kid_matches {
-            let real = body.verify(
-                &env.header,
-                KeyRole::SetupSigning,
-                &FUZZ_TH,
-                key,
-                &RustCryptoProvider,
-            );
+            let role = env
+                .header
+                .tag
+                .signer_role()
+                .unwrap_or(KeyRole::SetupSigning);
+            let real = body.verify(&env.header, role, &FUZZ_TH, key, &RustCryptoProvider);
             if real.is_ok() {
                 assert_eq!(key.algorithm(), body.algorithm());
             }
@@ -110,13 +116,19 @@ fuzz_target!(|data: &[u8]| {
                 "trusted a key outside its role"
             );
         } else {
-            let expected_ok = alg_ok(ed) || alg_ok(p);
+            let role_ok = env.header.tag.signer_role() == Some(role);
+            let expected_ok = role_ok && (alg_ok(ed) || alg_ok(p));
             assert_eq!(r.is_ok(), expected_ok, "verify_trusted: {r:?}");
         }
 
         let r = body.verify_trusted(&env.header, role, &FUZZ_TH, &f.pinned_indicated, &insecure);
         if role == KeyRole::SetupSigning && p.key_id() == kid {
-            assert_eq!(r.is_ok(), alg_ok(p), "verify_trusted (indicated): {r:?}");
+            let role_ok = env.header.tag.signer_role() == Some(role);
+            assert_eq!(
+                r.is_ok(),
+                role_ok && alg_ok(p),
+                "verify_trusted (indicated): {r:?}"
+            );
         } else {
             assert_eq!(
                 r,

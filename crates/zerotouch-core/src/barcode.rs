@@ -26,6 +26,9 @@ const PREFIX: &str = "ZT1";
 const FIELDS: usize = 6;
 /// Longest product number.
 pub const MAX_PRODUCT_NUMBER_LEN: usize = 24;
+/// Longest payload: prefix, 52-character fingerprint, 10-digit type, product number, 12-digit
+/// PIN, check and separators.
+pub const MAX_PAYLOAD_LEN: usize = 3 + 52 + 10 + MAX_PRODUCT_NUMBER_LEN + 12 + 1 + 5;
 
 /// A prefix of a device key id, 16 to 32 bytes.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -128,7 +131,11 @@ impl BarcodePayload {
 
     /// Decodes a scanned or typed payload.
     pub fn decode(text: &str) -> Result<Self, BarcodeError> {
-        let upper = text.to_ascii_uppercase();
+        if text.len() > MAX_PAYLOAD_LEN {
+            return Err(BarcodeError::InvalidLength("payload"));
+        }
+        // The copy holds the PIN: wipe it when done.
+        let upper = zeroize::Zeroizing::new(text.to_ascii_uppercase());
         let fields: Vec<&str> = upper.split('/').collect();
         if fields.first() != Some(&PREFIX) {
             return Err(BarcodeError::UnknownVersion);

@@ -21,13 +21,19 @@ pub(crate) fn encode(value: &Value) -> Vec<u8> {
     out
 }
 
-/// Decodes exactly one CBOR item from `bytes`, refusing trailing bytes and deep nesting.
+/// Decodes exactly one CBOR item from `bytes`, refusing trailing bytes, deep nesting and any
+/// encoding other than the one zerotouch writes (shortest integers and lengths, definite
+/// lengths, no tags): one message has one byte form, so a relay cannot make a second valid copy
+/// of a message by re-encoding it.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut reader = bytes;
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, RECURSION_LIMIT)
         .map_err(|_| DecodeError::InvalidCbor)?;
     if !reader.is_empty() {
         return Err(DecodeError::TrailingBytes);
+    }
+    if encode(&value) != bytes {
+        return Err(DecodeError::NonCanonical);
     }
     Ok(value)
 }

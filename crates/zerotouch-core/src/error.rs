@@ -51,6 +51,10 @@ pub enum DecodeError {
     /// Bytes follow the end of the CBOR item.
     #[error("trailing bytes after the message")]
     TrailingBytes,
+    /// The CBOR is not in the one accepted form (shortest integers and lengths, definite
+    /// lengths, no tags).
+    #[error("CBOR not in its canonical form")]
+    NonCanonical,
     /// A CBOR item had the wrong major type or shape.
     #[error("field `{field}`: expected {expected}")]
     UnexpectedType {
@@ -132,6 +136,9 @@ pub enum SignatureError {
     /// A signature response did not answer the request it was given for.
     #[error("signature response does not match the pending request")]
     ResponseMismatch,
+    /// The role asked for is not the one that signs this message type.
+    #[error("this message type is not signed by a key of that role")]
+    RoleNotForTag,
     /// This build has no implementation of the algorithm (e.g. a P-256-only device build).
     #[error("algorithm not supported by this build")]
     UnsupportedAlgorithm,

@@ -152,6 +152,11 @@ impl PublicKey {
             if curve != OID_P256 {
                 return Err(KeyError::UnsupportedAlgorithm);
             }
+            // Only the uncompressed form (RFC 5480 as used in section 7 of the spec): the key id
+            // is the hash of these exact bytes, so a second encoding would be a second id.
+            if key.len() != 65 || key.first() != Some(&0x04) {
+                return Err(KeyError::MalformedPublicKey);
+            }
             Self::p256_sec1(key)
         } else {
             Err(KeyError::UnsupportedAlgorithm)
@@ -286,9 +291,11 @@ impl SigningKey {
             #[cfg(feature = "ed25519")]
             SigningKey::Ed25519(k) => zeroize::Zeroizing::new(k.to_bytes()),
             SigningKey::P256(k) => {
-                let mut out = [0u8; 32];
-                out.copy_from_slice(&k.to_bytes());
-                zeroize::Zeroizing::new(out)
+                let mut out = zeroize::Zeroizing::new([0u8; 32]);
+                let mut bytes = k.to_bytes();
+                out.copy_from_slice(&bytes);
+                zeroize::Zeroize::zeroize(bytes.as_mut_slice());
+                out
             }
         }
     }

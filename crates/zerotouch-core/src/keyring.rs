@@ -307,8 +307,12 @@ impl PinnedKeys {
     }
 
     /// Indicates which setup key this device uses; the others are not accepted for setup
-    /// while it is trusted.
+    /// while it is trusted. A dropped key cannot be indicated (restoring state in either
+    /// order must never leave the device trusting no key).
     pub fn indicate(&mut self, key_id: KeyId) -> Result<(), KeyError> {
+        if self.is_dropped(&key_id) {
+            return Err(KeyError::Revoked);
+        }
         let k = self
             .keys
             .iter()
@@ -324,9 +328,9 @@ impl PinnedKeys {
         Ok(())
     }
 
-    /// The indicated setup key, if any.
+    /// The indicated setup key, if any and not dropped.
     pub fn indication(&self) -> Option<KeyId> {
-        self.indication
+        self.indication.filter(|id| !self.is_dropped(id))
     }
 
     /// Stops trusting `key_id` (after a *verified* revocation verdict). If it was the
@@ -354,7 +358,7 @@ impl PinnedKeys {
     pub fn trusted_key_ids(&self, role: KeyRole) -> Vec<KeyId> {
         let mut out = Vec::new();
         if role == KeyRole::SetupSigning
-            && let Some(id) = self.indication
+            && let Some(id) = self.indication()
         {
             out.push(id);
         }
@@ -379,7 +383,7 @@ impl KeyLookup for PinnedKeys {
         }
         // With an indication, only the indicated setup key is accepted for setup.
         if role == KeyRole::SetupSigning
-            && let Some(ind) = self.indication
+            && let Some(ind) = self.indication()
             && ind != *key_id
         {
             return None;

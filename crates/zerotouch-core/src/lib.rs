@@ -86,7 +86,7 @@ mod transcript;
 mod version;
 
 #[cfg(feature = "barcode")]
-pub use barcode::{BarcodePayload, KeyFingerprint, MAX_PRODUCT_NUMBER_LEN};
+pub use barcode::{BarcodePayload, KeyFingerprint, MAX_PAYLOAD_LEN, MAX_PRODUCT_NUMBER_LEN};
 pub use context::{Flow, Transport};
 pub use envelope::{Body, Envelope, Header, Message};
 pub use error::{

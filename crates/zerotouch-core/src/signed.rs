@@ -52,6 +52,27 @@ fn protected_header(alg: SignatureAlgorithm, key_id: &KeyId) -> coset::Header {
         .build()
 }
 
+/// The one accepted protected header: `{1: alg, 4: kid}` in this order, shortest encodings:
+/// `a2 01 26|27 04 58 20 <32-byte key id>`.
+fn parse_protected(bytes: &[u8]) -> Result<(SignatureAlgorithm, KeyId), DecodeError> {
+    let (Some(prefix), Some(kid)) = (bytes.get(..6), bytes.get(6..)) else {
+        return Err(DecodeError::Cose(
+            "protected header must hold only alg and kid",
+        ));
+    };
+    let algorithm = match prefix {
+        [0xa2, 0x01, 0x27, 0x04, 0x58, 0x20] => SignatureAlgorithm::Ed25519,
+        [0xa2, 0x01, 0x26, 0x04, 0x58, 0x20] => SignatureAlgorithm::EcdsaP256Sha256,
+        _ => {
+            return Err(DecodeError::Cose(
+                "protected header must be {1: -8 or -7, 4: 32-byte kid}",
+            ));
+        }
+    };
+    let key_id = KeyId::from_slice(kid).ok_or(DecodeError::Cose("key id must be 32 bytes"))?;
+    Ok((algorithm, key_id))
+}
+
 /// A received COSE_Sign1 body, structurally valid but not yet verified. Its payload is reachable
 /// only through a `verify` call.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,40 +85,39 @@ pub struct SignedBody {
 
 impl SignedBody {
     pub(crate) fn from_value(value: Value) -> Result<Self, DecodeError> {
-        let cose = CoseSign1::from_cbor_value(value).map_err(|_| DecodeError::Cose("structure"))?;
-        let alg = match &cose.protected.header.alg {
-            Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA)) => {
-                SignatureAlgorithm::Ed25519
-            }
-            Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) => {
-                SignatureAlgorithm::EcdsaP256Sha256
-            }
-            _ => {
-                return Err(DecodeError::Cose(
-                    "algorithm must be EdDSA (-8) or ES256 (-7)",
-                ));
-            }
+        // Parse by hand against the one accepted form before any general COSE parser sees the
+        // bytes: a protected header is a byte string that a generic parser would decode with its
+        // own (deep) recursion limit, and a crafted one of ~190 bytes overflows a small stack.
+        let Value::Array(items) = value else {
+            return Err(DecodeError::Cose("COSE_Sign1 must be an array"));
         };
-        let key_id = KeyId::from_slice(&cose.protected.header.key_id)
-            .ok_or(DecodeError::Cose("key id must be 32 bytes"))?;
-        // Exactly alg and kid, nothing else protected and nothing unprotected: one accepted
-        // form, and no unauthenticated header a receiver could be tempted to read.
-        if cose.protected.header != protected_header(alg, &key_id) {
-            return Err(DecodeError::Cose(
-                "protected header must hold only alg and kid",
-            ));
-        }
-        if !cose.unprotected.is_empty() {
+        let [protected, unprotected, payload, signature]: [Value; 4] = items
+            .try_into()
+            .map_err(|_| DecodeError::Cose("COSE_Sign1 must have 4 elements"))?;
+        let Value::Bytes(protected) = protected else {
+            return Err(DecodeError::Cose("protected header must be a byte string"));
+        };
+        let (algorithm, key_id) = parse_protected(&protected)?;
+        if !matches!(&unprotected, Value::Map(m) if m.is_empty()) {
             return Err(DecodeError::Cose("unprotected header must be empty"));
         }
-        if cose.payload.is_none() {
+        let Value::Bytes(payload) = payload else {
             return Err(DecodeError::Cose("payload must be attached"));
-        }
-        let signature = Signature::from_slice(alg, &cose.signature)
+        };
+        let Value::Bytes(signature) = signature else {
+            return Err(DecodeError::Cose("signature must be a byte string"));
+        };
+        let signature = Signature::from_slice(algorithm, &signature)
             .map_err(|_| DecodeError::Cose("signature must be 64 bytes"))?;
+        let mut cose = CoseSign1Builder::new()
+            .protected(protected_header(algorithm, &key_id))
+            .payload(payload)
+            .signature(signature.bytes.to_vec())
+            .build();
+        cose.protected.original_data = Some(protected);
         Ok(SignedBody {
             cose,
-            algorithm: alg,
+            algorithm,
             key_id,
             signature,
         })
@@ -155,6 +175,9 @@ impl SignedBody {
         if key.algorithm() != self.algorithm {
             return Err(SignatureError::AlgorithmMismatch);
         }
+        if header.tag.signer_role() != Some(role) {
+            return Err(SignatureError::RoleNotForTag);
+        }
         let tbs = ToBeSigned::new(
             self.cose.tbs_data(&external_aad(header, role, th)),
             provider,
@@ -201,9 +224,11 @@ impl PendingSignature {
         key_id: KeyId,
         algorithm: SignatureAlgorithm,
         provider: &dyn CryptoProvider,
-    ) -> Result<Self, DecodeError> {
-        if !header.tag.is_signed() {
-            return Err(DecodeError::WrongBodyKind(header.tag.to_u8()));
+    ) -> Result<Self, Error> {
+        match header.tag.signer_role() {
+            None => return Err(DecodeError::WrongBodyKind(header.tag.to_u8()).into()),
+            Some(r) if r != role => return Err(SignatureError::RoleNotForTag.into()),
+            Some(_) => {}
         }
         let protected = protected_header(algorithm, &key_id);
         // Fix the protected header's bytes now, so the bytes signed are the bytes sent and a

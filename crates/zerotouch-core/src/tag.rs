@@ -5,7 +5,7 @@
 //! answers up to the limit, the BLE framing reassembles up to it. No message of any type may
 //! exceed [`MAX_MESSAGE_LEN`].
 
-use crate::{DecodeError, Flow};
+use crate::{DecodeError, Flow, KeyRole};
 
 /// The largest envelope of any type, in bytes.
 pub const MAX_MESSAGE_LEN: usize = 4096;
@@ -91,19 +91,32 @@ impl MessageTag {
         }
     }
 
+    /// The role of the key that signs this message, or `None` for unsigned messages. Signing
+    /// and verification refuse any other role, so a verifier that asks for the wrong role by
+    /// mistake cannot accept, say, a setup key's signature as a revocation verdict.
+    pub fn signer_role(self) -> Option<KeyRole> {
+        match self {
+            MessageTag::ServerProof | MessageTag::CredentialResponse | MessageTag::OutcomeAck => {
+                Some(KeyRole::SetupSigning)
+            }
+            MessageTag::CredentialRequest
+            | MessageTag::OutcomeReport
+            | MessageTag::VerificationRequest => Some(KeyRole::DeviceIdentity),
+            MessageTag::RevocationVerdict => Some(KeyRole::RevocationVerdict),
+            MessageTag::VerificationData => Some(KeyRole::Association),
+            MessageTag::Hello
+            | MessageTag::RevocationQuery
+            | MessageTag::PeerCredentialRequest
+            | MessageTag::ChallengeData
+            | MessageTag::ChallengeResponse
+            | MessageTag::CredentialHandover
+            | MessageTag::Error => None,
+        }
+    }
+
     /// Whether the body must be a COSE_Sign1 (true) or a plain byte string (false).
     pub fn is_signed(self) -> bool {
-        matches!(
-            self,
-            MessageTag::ServerProof
-                | MessageTag::CredentialRequest
-                | MessageTag::CredentialResponse
-                | MessageTag::OutcomeReport
-                | MessageTag::OutcomeAck
-                | MessageTag::RevocationVerdict
-                | MessageTag::VerificationRequest
-                | MessageTag::VerificationData
-        )
+        self.signer_role().is_some()
     }
 
     /// The largest envelope of this type, in bytes (header and signature included).

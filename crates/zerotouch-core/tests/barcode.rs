@@ -176,6 +176,25 @@ fn pin_in_payload_must_be_6_to_12_digits() {
 }
 
 #[test]
+fn overlong_payload_is_refused_before_parsing() {
+    let long = format!("{}{}", payload(None).encode(), "0".repeat(MAX_PAYLOAD_LEN));
+    assert_eq!(
+        BarcodePayload::decode(&long),
+        Err(BarcodeError::InvalidLength("payload"))
+    );
+    // The longest valid payload fits.
+    let id = key(SignatureAlgorithm::Ed25519, "d").key_id();
+    let longest = BarcodePayload {
+        fingerprint: KeyFingerprint::of(&id, 32).unwrap(),
+        device_type: u32::MAX,
+        product_number: "Z".repeat(MAX_PRODUCT_NUMBER_LEN),
+        pin: Some(Pin::new("123456789012").unwrap()),
+    };
+    assert_eq!(longest.encode().len(), MAX_PAYLOAD_LEN);
+    assert_eq!(BarcodePayload::decode(&longest.encode()).unwrap(), longest);
+}
+
+#[test]
 fn pin_is_redacted_from_debug() {
     let p = payload(Some("482915"));
     let shown = format!("{p:?}");

@@ -53,7 +53,7 @@ fn every_tag_round_trips_with_its_body_kind() {
         let env = if tag.is_signed() {
             sign_message(
                 header(tag),
-                KeyRole::SetupSigning,
+                tag.signer_role().unwrap(),
                 &th,
                 vec![1, 2, 3],
                 &signer,
@@ -336,4 +336,93 @@ fn suite_follows_the_choosers_preference() {
         ),
         Err(NegotiationError::NoCommonSuite)
     );
+}
+
+/// Runs `f` on a thread with a 64 KiB stack, as small as a microcontroller task's.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .expect("decoding overflowed a 64 KiB stack")
+}
+
+#[test]
+fn nested_cose_header_cannot_exhaust_the_stack() {
+    // A protected header holding 100 nested arrays: ~190 bytes, under the tag's limit.
+    let mut nested = vec![0xa1, 0x18, 0x63];
+    nested.extend(std::iter::repeat_n(0x81u8, 100));
+    nested.push(0x00);
+    let wire = edit_cose(|c| c[0] = Value::Bytes(nested));
+    let out = on_small_stack(move || Envelope::decode(&wire));
+    assert!(matches!(out, Err(DecodeError::Cose(_))), "{out:?}");
+}
+
+#[test]
+fn counter_signature_chain_in_the_header_is_refused() {
+    // {7: [<protected>, {}, h'']} nested 200 times: each level a fresh parse in a general COSE
+    // parser. Refused by the fixed header form before anything parses it.
+    let mut prot = cbor(&Value::Map(vec![(
+        Value::Integer(1.into()),
+        Value::Integer((-8).into()),
+    )]));
+    for _ in 0..200 {
+        prot = cbor(&Value::Map(vec![(
+            Value::Integer(7.into()),
+            Value::Array(vec![
+                Value::Bytes(prot),
+                Value::Map(vec![]),
+                Value::Bytes(vec![]),
+            ]),
+        )]));
+    }
+    let wire = edit_cose(|c| c[0] = Value::Bytes(prot));
+    let out = on_small_stack(move || Envelope::decode(&wire));
+    assert!(out.is_err());
+}
+
+#[test]
+fn non_canonical_encodings_are_refused() {
+    let good = Envelope::plain(header(MessageTag::Hello), vec![1, 2])
+        .unwrap()
+        .encode();
+    assert!(Envelope::decode(&good).is_ok());
+    // version as a two-byte integer: 18 01 instead of 01
+    let mut long_int = vec![good[0], 0x18, 0x01];
+    long_int.extend_from_slice(&good[2..]);
+    // the whole envelope as an indefinite-length array: 9f ... ff
+    let mut indefinite = vec![0x9f];
+    indefinite.extend_from_slice(&good[1..]);
+    indefinite.push(0xff);
+    // seq (here 1) as a bignum: c2 41 01
+    let seq_at = good.len() - 4; // [.., seq, 42 01 02]
+    assert_eq!(good[seq_at], 0x01);
+    let mut bignum = good[..seq_at].to_vec();
+    bignum.extend_from_slice(&[0xc2, 0x41, 0x01]);
+    bignum.extend_from_slice(&good[seq_at + 1..]);
+    for (name, bad) in [
+        ("long integer", long_int),
+        ("indefinite array", indefinite),
+        ("bignum", bignum),
+    ] {
+        assert!(
+            matches!(
+                Envelope::decode(&bad),
+                Err(DecodeError::NonCanonical | DecodeError::InvalidCbor)
+            ),
+            "{name} accepted: {:?}",
+            Envelope::decode(&bad)
+        );
+    }
+}
+
+#[test]
+fn non_canonical_error_body_is_refused() {
+    // [4, 0, h''] with 0 written as 18 00.
+    assert_eq!(
+        ErrorMessage::decode_body(&[0x83, 0x04, 0x18, 0x00, 0x40]),
+        Err(DecodeError::NonCanonical)
+    );
+    assert!(ErrorMessage::decode_body(&[0x83, 0x04, 0x00, 0x40]).is_ok());
 }

@@ -195,3 +195,36 @@ fn dropped_key_is_refused_and_the_others_are_taken_in_turn() {
     assert!(p.trusted_key(KeyRole::SetupSigning, &a).is_some());
     assert_eq!(p.dropped(), &[b]);
 }
+
+#[test]
+fn dropped_key_cannot_be_indicated_again() {
+    // Firmware restoring state as "drop, then indicate from factory config" must not end up
+    // trusting no key at all.
+    let (mut p, [a, b, _]) = pinned();
+    p.drop_key(b);
+    assert_eq!(p.indicate(b), Err(KeyError::Revoked));
+    assert_eq!(p.trusted_key_ids(KeyRole::SetupSigning), vec![a]);
+    assert!(p.trusted_key(KeyRole::SetupSigning, &a).is_some());
+}
+
+#[test]
+fn compressed_p256_point_in_spki_is_refused() {
+    // The key id hashes the uncompressed SPKI; a second encoding would be a second id.
+    let k = key(SignatureAlgorithm::EcdsaP256Sha256, "x");
+    let PublicKey::P256(point) = k.public_key() else {
+        panic!()
+    };
+    let mut compressed = vec![0x02 | (point[64] & 1)];
+    compressed.extend_from_slice(&point[1..33]);
+    let mut spki = vec![
+        0x30, 0x39, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x22, 0x00,
+    ];
+    spki.extend_from_slice(&compressed);
+    assert_eq!(
+        PublicKey::from_spki_der(&spki),
+        Err(KeyError::MalformedPublicKey)
+    );
+    // The same point given as SEC1 bytes directly is accepted and stored uncompressed.
+    assert_eq!(PublicKey::p256_sec1(&compressed).unwrap(), *k.public_key());
+}

@@ -448,3 +448,86 @@ fn cose_sign1_matches_rfc9052_sig_structure() {
     let sig = p256::ecdsa::Signature::from_slice(sig).unwrap();
     vk.verify(&tbs, &sig).unwrap();
 }
+
+#[test]
+fn version_is_signed_in_the_header() {
+    let th = TranscriptInputs::fixed().hash();
+    for alg in ALGS {
+        let (signer, wire) = server_message(alg, &th);
+        let env = Envelope::decode(&wire).unwrap();
+        let mut h = env.header;
+        h.version = ProtocolVersion(2);
+        assert_eq!(
+            signed_body(&env).verify(
+                &h,
+                KeyRole::SetupSigning,
+                &th,
+                signer.public_key(),
+                &PROVIDER
+            ),
+            Err(SignatureError::Invalid)
+        );
+    }
+}
+
+#[test]
+fn each_signed_tag_has_one_signer_role() {
+    let th = TranscriptInputs::fixed().hash();
+    let signer = key(SignatureAlgorithm::Ed25519, "k");
+    for tag in MessageTag::ALL.into_iter().filter(|t| t.is_signed()) {
+        let right = tag.signer_role().unwrap();
+        let env = sign_message(header(tag), right, &th, vec![1], &signer, &PROVIDER).unwrap();
+        for role in KeyRole::ALL.into_iter().filter(|r| *r != right) {
+            assert_eq!(
+                sign_message(header(tag), role, &th, vec![1], &signer, &PROVIDER).unwrap_err(),
+                Error::Signature(SignatureError::RoleNotForTag),
+                "{tag:?} signed as {role:?}"
+            );
+            assert_eq!(
+                signed_body(&env).verify(&env.header, role, &th, signer.public_key(), &PROVIDER),
+                Err(SignatureError::RoleNotForTag),
+                "{tag:?} verified as {role:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn small_order_ed25519_key_cannot_forge() {
+    // With the identity point as public key, R = identity and S = 0 satisfy the cofactorless
+    // equation for every message; strict verification refuses weak keys.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak = PublicKey::ed25519(identity).unwrap();
+    let mut forged = [0u8; 64];
+    forged[0] = 1;
+    let sig = Signature {
+        algorithm: SignatureAlgorithm::Ed25519,
+        bytes: forged,
+    };
+    let tbs = ToBeSigned::new(b"any message".to_vec(), &PROVIDER);
+    assert_eq!(
+        PROVIDER.verify_signature(&weak, &tbs, &sig),
+        Err(SignatureError::Invalid)
+    );
+}
+
+#[test]
+fn ecdsa_high_s_signature_is_accepted() {
+    // Stock libraries and secure elements emit either s or n - s; both verify.
+    let signer = key(SignatureAlgorithm::EcdsaP256Sha256, "p");
+    let tbs = ToBeSigned::new(b"message".to_vec(), &PROVIDER);
+    let sig = signer.sign(&tbs).unwrap();
+    let parsed = p256::ecdsa::Signature::from_slice(&sig.bytes).unwrap();
+    let (r, s) = parsed.split_scalars();
+    let flipped = p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
+    assert_ne!(flipped.to_bytes(), parsed.to_bytes());
+    let high =
+        Signature::from_slice(SignatureAlgorithm::EcdsaP256Sha256, &flipped.to_bytes()).unwrap();
+    PROVIDER
+        .verify_signature(signer.public_key(), &tbs, &sig)
+        .unwrap();
+    PROVIDER
+        .verify_signature(signer.public_key(), &tbs, &high)
+        .unwrap();
+}
