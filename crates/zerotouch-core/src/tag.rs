@@ -32,6 +32,9 @@ pub enum MessageTag {
     RevocationQuery = 0x07,
     /// Flow 1, revocation service → device: signed verdict.
     RevocationVerdict = 0x08,
+    /// Flow 1, setup server → an already-joined device: a signed order to open a setup
+    /// network for one named device until a deadline (seed 000, paragraph 0053, claim 6).
+    OpenSetupNetworkOrder = 0x09,
     /// Flow 2, joiner → sponsor: joiner id and fresh nonce.
     PeerCredentialRequest = 0x20,
     /// Flow 2, sponsor → association server: signed verification request.
@@ -50,7 +53,7 @@ pub enum MessageTag {
 
 impl MessageTag {
     /// Every tag, in number order.
-    pub const ALL: [MessageTag; 15] = [
+    pub const ALL: [MessageTag; 16] = [
         MessageTag::Hello,
         MessageTag::ServerProof,
         MessageTag::CredentialRequest,
@@ -59,6 +62,7 @@ impl MessageTag {
         MessageTag::OutcomeAck,
         MessageTag::RevocationQuery,
         MessageTag::RevocationVerdict,
+        MessageTag::OpenSetupNetworkOrder,
         MessageTag::PeerCredentialRequest,
         MessageTag::VerificationRequest,
         MessageTag::VerificationData,
@@ -103,6 +107,7 @@ impl MessageTag {
             | MessageTag::OutcomeReport
             | MessageTag::VerificationRequest => Some(KeyRole::DeviceIdentity),
             MessageTag::RevocationVerdict => Some(KeyRole::RevocationVerdict),
+            MessageTag::OpenSetupNetworkOrder => Some(KeyRole::ProvisionerOrder),
             MessageTag::VerificationData => Some(KeyRole::Association),
             MessageTag::Hello
             | MessageTag::RevocationQuery
@@ -129,6 +134,7 @@ impl MessageTag {
             MessageTag::CredentialResponse => MAX_MESSAGE_LEN,
             MessageTag::OutcomeReport | MessageTag::OutcomeAck => 512,
             MessageTag::RevocationQuery | MessageTag::RevocationVerdict => 512,
+            MessageTag::OpenSetupNetworkOrder => 512,
             MessageTag::PeerCredentialRequest => 512,
             MessageTag::VerificationRequest | MessageTag::VerificationData => 1536,
             MessageTag::ChallengeData => 1536,
