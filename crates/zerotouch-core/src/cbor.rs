@@ -1,4 +1,5 @@
-//! Small CBOR helpers over `ciborium::Value`: bounded decoding and typed field access.
+//! Small CBOR helpers over `ciborium::Value`: bounded, canonical decoding and typed field
+//! access. Every zerotouch message body is decoded with these, in this crate and the others.
 //!
 //! ciborium has no deterministic encoder for maps and floats, so zerotouch only ever encodes
 //! arrays, unsigned integers, byte strings, text strings and null, whose encodings ciborium
@@ -13,8 +14,8 @@ use crate::DecodeError;
 /// Nesting deeper than this is refused: no zerotouch message nests more than a few levels.
 const RECURSION_LIMIT: usize = 16;
 
-/// Encodes a value. Writing into a `Vec` cannot fail for the value shapes zerotouch uses.
-pub(crate) fn encode(value: &Value) -> Vec<u8> {
+/// Encodes a value in the canonical form. Writing into a `Vec` cannot fail for the value shapes zerotouch uses.
+pub fn encode(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     // Encoding into memory only fails on a writer error, which `Vec` never returns.
     let _ = ciborium::ser::into_writer(value, &mut out);
@@ -25,7 +26,7 @@ pub(crate) fn encode(value: &Value) -> Vec<u8> {
 /// encoding other than the one zerotouch writes (shortest integers and lengths, definite
 /// lengths, no tags): one message has one byte form, so a relay cannot make a second valid copy
 /// of a message by re-encoding it.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut reader = bytes;
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, RECURSION_LIMIT)
         .map_err(|_| DecodeError::InvalidCbor)?;
@@ -39,11 +40,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
 }
 
 /// Takes an array of exactly `len` elements.
-pub(crate) fn array(
-    value: Value,
-    field: &'static str,
-    len: usize,
-) -> Result<Vec<Value>, DecodeError> {
+pub fn array(value: Value, field: &'static str, len: usize) -> Result<Vec<Value>, DecodeError> {
     match value {
         Value::Array(items) if items.len() == len => Ok(items),
         Value::Array(items) => Err(DecodeError::WrongLength {
@@ -59,7 +56,7 @@ pub(crate) fn array(
 }
 
 /// Takes an unsigned integer no larger than `max`.
-pub(crate) fn uint(value: &Value, field: &'static str, max: u64) -> Result<u64, DecodeError> {
+pub fn uint(value: &Value, field: &'static str, max: u64) -> Result<u64, DecodeError> {
     let Value::Integer(i) = value else {
         return Err(DecodeError::UnexpectedType {
             field,
@@ -74,7 +71,7 @@ pub(crate) fn uint(value: &Value, field: &'static str, max: u64) -> Result<u64, 
 }
 
 /// Takes a byte string.
-pub(crate) fn bytes(value: Value, field: &'static str) -> Result<Vec<u8>, DecodeError> {
+pub fn bytes(value: Value, field: &'static str) -> Result<Vec<u8>, DecodeError> {
     match value {
         Value::Bytes(b) => Ok(b),
         _ => Err(DecodeError::UnexpectedType {
@@ -85,7 +82,7 @@ pub(crate) fn bytes(value: Value, field: &'static str) -> Result<Vec<u8>, Decode
 }
 
 /// Takes a byte string of exactly `N` bytes.
-pub(crate) fn fixed_bytes<const N: usize>(
+pub fn fixed_bytes<const N: usize>(
     value: Value,
     field: &'static str,
 ) -> Result<[u8; N], DecodeError> {

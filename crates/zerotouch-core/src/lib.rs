@@ -66,7 +66,7 @@ extern crate std;
 
 #[cfg(feature = "barcode")]
 mod barcode;
-mod cbor;
+pub mod cbor;
 mod context;
 mod envelope;
 mod error;

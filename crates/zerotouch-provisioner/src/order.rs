@@ -19,8 +19,9 @@
 use alloc::vec::Vec;
 use ciborium::Value;
 use zerotouch_core::{
-    CryptoProvider, Envelope, Flow, Header, KeyId, KeyRole, MessageTag, ProtocolVersion, PublicKey,
-    SessionId, Signer, Transcript, TranscriptField, TranscriptHash, Transport, sign_message,
+    CryptoProvider, DecodeError, Envelope, Flow, Header, KeyId, KeyRole, MessageTag,
+    ProtocolVersion, PublicKey, SessionId, Signer, Transcript, TranscriptField, TranscriptHash,
+    Transport, cbor, sign_message,
 };
 
 use crate::OrderError;
@@ -62,79 +63,28 @@ pub fn order_transcript(
 
 impl OpenNetworkOrder {
     fn encode_body(&self) -> Vec<u8> {
-        let v = Value::Array(alloc::vec![
+        cbor::encode(&Value::Array(alloc::vec![
             Value::Bytes(self.order_id.to_vec()),
             Value::Bytes(self.provisioner_key_id.0.to_vec()),
             Value::Bytes(self.device_key_id.0.to_vec()),
             Value::Integer(self.issued_at_ms.into()),
             Value::Integer(self.not_after_ms.into()),
-        ]);
-        let mut out = Vec::new();
-        // Writing into a Vec cannot fail.
-        let _ = ciborium::ser::into_writer(&v, &mut out);
-        out
+        ]))
     }
 
     fn decode_body(bytes: &[u8]) -> Result<Self, OrderError> {
-        use zerotouch_core::DecodeError as D;
-        let mut reader = bytes;
-        let v: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, 4)
-            .map_err(|_| D::InvalidCbor)?;
-        if !reader.is_empty() {
-            return Err(D::TrailingBytes.into());
-        }
-        let Value::Array(items) = v else {
-            return Err(D::UnexpectedType {
-                field: "order",
-                expected: "array",
-            }
-            .into());
-        };
+        // Canonical, bounded decoding as for every zerotouch message body.
         let [id, prov, dev, issued, not_after]: [Value; 5] =
-            items.try_into().map_err(|_| D::WrongLength {
-                field: "order",
-                found: 0,
-                expected: 5,
-            })?;
-        let bytes_n = |v: Value, field: &'static str, n: usize| -> Result<Vec<u8>, D> {
-            match v {
-                Value::Bytes(b) if b.len() == n => Ok(b),
-                _ => Err(D::UnexpectedType {
-                    field,
-                    expected: "byte string of the right length",
-                }),
-            }
-        };
-        let uint = |v: Value, field: &'static str| -> Result<u64, D> {
-            match v {
-                Value::Integer(i) => u64::try_from(i).map_err(|_| D::OutOfRange { field }),
-                _ => Err(D::UnexpectedType {
-                    field,
-                    expected: "unsigned integer",
-                }),
-            }
-        };
-        let order = OpenNetworkOrder {
-            order_id: bytes_n(id, "order_id", 16)?
+            cbor::array(cbor::decode(bytes)?, "order", 5)?
                 .try_into()
-                .map_err(|_| D::OutOfRange { field: "order_id" })?,
-            provisioner_key_id: KeyId::from_slice(&bytes_n(prov, "provisioner_key_id", 32)?)
-                .ok_or(D::OutOfRange {
-                    field: "provisioner_key_id",
-                })?,
-            device_key_id: KeyId::from_slice(&bytes_n(dev, "device_key_id", 32)?).ok_or(
-                D::OutOfRange {
-                    field: "device_key_id",
-                },
-            )?,
-            issued_at_ms: uint(issued, "issued_at_ms")?,
-            not_after_ms: uint(not_after, "not_after_ms")?,
-        };
-        // One byte form, as for every zerotouch message.
-        if order.encode_body() != bytes {
-            return Err(D::NonCanonical.into());
-        }
-        Ok(order)
+                .map_err(|_| DecodeError::OutOfRange { field: "order" })?;
+        Ok(OpenNetworkOrder {
+            order_id: cbor::fixed_bytes::<16>(id, "order_id")?,
+            provisioner_key_id: KeyId(cbor::fixed_bytes::<32>(prov, "provisioner_key_id")?),
+            device_key_id: KeyId(cbor::fixed_bytes::<32>(dev, "device_key_id")?),
+            issued_at_ms: cbor::uint(&issued, "issued_at_ms", u64::MAX)?,
+            not_after_ms: cbor::uint(&not_after, "not_after_ms", u64::MAX)?,
+        })
     }
 
     /// Signs the order for `provisioner` with the server's order key: the setup server's side.
