@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The no_std proof and footprint check of zerotouch-core.
+# The no_std proof and footprint check of zerotouch-core and zerotouch-provisioner.
 #
 # No bare-metal target can be installed here, so no_std is proved by checks that together
 # leave no gap (see shared notes, "Proving no_std without a bare-metal target"):
-#   0. the check crate (nostd-check/, its own workspace) compiles exactly the core's dependency
-#      graph with exactly its features, and names every direct dependency with `extern crate`;
+#   0. the check crate (nostd-check/, its own workspace) compiles exactly the dependency graph
+#      of the crates it covers (the core; the provisioner too in the sets with `provisioner`)
+#      with exactly their features, and names each of those crates and every direct dependency
+#      of them with `extern crate`;
 #   a. it builds as a #![no_std] staticlib with its own panic handler and allocator, for each
 #      device feature set (a dependency that links std fails with E0152);
-#   b. `cargo tree` for a bare-metal target shows no `feature "std"` and no getrandom;
+#   b. `cargo tree` for a bare-metal target shows no `std` feature (on any package, the crate
+#      itself included) and no getrandom, for the core, the provisioner (without its default
+#      `std`) and the check crate;
 #   c. the library's undefined symbols are only mem*/bcmp, unwinding and compiler-runtime ones;
-#   d. a C runner linked with the library alone runs the core's real API and reports code size
+#   d. a C runner linked with the library alone runs the crates' real API and reports code size
 #      (linked with --gc-sections, minus the same runner not calling the library) and peak heap;
 #   e. the figures are compared with nostd-check/budgets.txt.
 #
@@ -43,15 +47,20 @@ bare_metal=thumbv7em-none-eabihf
 work="$target_dir/nostd-check"
 mkdir -p "$work"
 
-# Feature sets: name and the check crate's features.
-set_names=(p256-only full)
-set_features=("" "ed25519,x509,barcode")
+# Feature sets: name and the check crate's features. `provisioner` adds zerotouch-provisioner
+# (default-features = false); the other features are the core's.
+#   p256-only         a new device: P-256 only, no certificate parsing, no barcode;
+#   p256-provisioner  an already-joined device that opens a setup network on a signed order;
+#   full              everything the no_std crates can do.
+set_names=(p256-only p256-provisioner full)
+set_features=("" "provisioner" "ed25519,x509,barcode,provisioner")
 
 # Undefined symbols a no_std library may leave to the platform: the C memory functions (libc
 # or compiler_builtins on a device), unwinding symbols that core and alloc, precompiled with
 # panic=unwind, name but never reach under panic=abort (rust-lang/rust#106864), and integer
-# helpers of the compiler runtime (libgcc / compiler-rt).
-allowed_undefined='^(memcpy|memmove|memset|memcmp|bcmp|_Unwind_[A-Za-z_]+|rust_eh_personality|__u?(div|mod|mul)[sdt]i3|__mulv[sdt]i3)$'
+# and shift helpers of the compiler runtime (libgcc / compiler-rt; compiler_builtins on a
+# device), e.g. __ashlti3 for the provisioner's 128-bit IPv6 prefix masks.
+allowed_undefined='^(memcpy|memmove|memset|memcmp|bcmp|_Unwind_[A-Za-z_]+|rust_eh_personality|__u?(div|mod|mul)[sdt]i3|__mulv[sdt]i3|__(ashl|ashr|lshr)[sdt]i3)$'
 
 failures=()
 fail() {
@@ -62,73 +71,116 @@ note() { echo "nostd-check: $*"; }
 indent() { sed 's/^/    /' >&2; }
 
 # ---------------------------------------------------------------------------------------------
-# 0. The check crate covers the core's whole dependency graph, and nothing more.
+# 0. The check crate covers the dependency graphs of the core and the provisioner, and nothing
+#    more.
 # ---------------------------------------------------------------------------------------------
-tree_lines() { # cargo tree args... -> unique "package" and "package feature" lines
+core_features() { # check features -> the core's features among them, comma-separated
+  local f out=() fs
+  IFS=',' read -r -a fs <<< "$1"
+  for f in "${fs[@]}"; do
+    [[ -n "$f" && "$f" != provisioner ]] && out+=("$f")
+  done
+  (IFS=','; echo "${out[*]}")
+}
+# The crates a feature set covers, then the check crate itself.
+scopes_of() { # check features -> "core [provisioner] check"
+  if [[ ",$1," == *,provisioner,* ]]; then echo "core provisioner check"; else echo "core check"; fi
+}
+# The `cargo tree` arguments of one scope for a feature set, into the array `scope_args`:
+#   core         zerotouch-core with the set's core features;
+#   provisioner  zerotouch-provisioner without its default `std`, with the set's core features
+#                turned on through it (as a firmware depending on both gets them);
+#   check        the check crate with the set's features.
+set_scope_args() { # scope check-features
+  local cf
+  cf=$(core_features "$2")
+  case $1 in
+    core)
+      scope_args=(-p zerotouch-core --no-default-features)
+      [[ -n "$cf" ]] && scope_args+=(--features "$cf") ;;
+    provisioner)
+      scope_args=(-p zerotouch-provisioner --no-default-features)
+      [[ -n "$cf" ]] && scope_args+=(--features "$(sed 's/[^,][^,]*/zerotouch-core\/&/g' <<< "$cf")") ;;
+    check)
+      scope_args=(--manifest-path "$manifest" --no-default-features)
+      [[ -n "$2" ]] && scope_args+=(--features "$2") ;;
+  esac
+  return 0
+}
+# Every package of the graph as one line, and each of its enabled features as one line
+# 'package feature "name"'. `--format {f}` lists all of a package's features, including those
+# of the root and those the root's own features turn on, which `-e features` does not show.
+tree_lines() { # cargo tree args... -> sorted unique lines, the check crate's own left out
   local out
-  if ! out=$(cargo tree -q --target "$bare_metal" -e normal,features --prefix none "$@" 2> "$work/tree-err"); then
+  if ! out=$(cargo tree -q --target "$bare_metal" -e normal --prefix none --format '{p}|{f}' \
+               "$@" 2> "$work/tree-err"); then
     fail "'cargo tree $*' failed:"
     indent < "$work/tree-err"
     return 1
   fi
-  grep -v '^nostd-check v' <<< "${out// (\*)/}" | sort -u
+  # A package seen before ends in " (*)".
+  awk -F'|' '{ print $1; n = split($2, fs, ","); for (i = 1; i <= n; i++) print $1 " feature \"" fs[i] "\"" }' \
+      <<< "${out// (\*)/}" \
+    | grep -v '^nostd-check v' | sort -u
 }
+declare -A graphs_ok
 for i in "${!set_names[@]}"; do
   name=${set_names[$i]} features=${set_features[$i]}
-  core_args=(-p zerotouch-core --no-default-features)
-  check_args=(--manifest-path "$manifest" --no-default-features)
-  if [[ -n "$features" ]]; then
-    core_args+=(--features "$features")
-    check_args+=(--features "$features")
-  fi
-  tree_lines "${core_args[@]}" > "$work/graph-core-$name" || continue
-  tree_lines "${check_args[@]}" > "$work/graph-check-$name" || continue
-  if ! diff "$work/graph-core-$name" "$work/graph-check-$name" > "$work/graph-$name.diff"; then
-    fail "$name: nostd-check does not build the core's dependency graph (versions or features differ;"
-    echo "  '<' only in zerotouch-core's graph, '>' only in nostd-check's; align nostd-check/Cargo.toml" >&2
+  read -r -a scopes <<< "$(scopes_of "$features")"
+  graphs_ok[$name]=1
+  for scope in "${scopes[@]}"; do
+    set_scope_args "$scope" "$features"
+    tree_lines "${scope_args[@]}" > "$work/graph-$scope-$name" || graphs_ok[$name]=0
+  done
+  [[ ${graphs_ok[$name]} == 1 ]] || continue
+  crates=("${scopes[@]:0:${#scopes[@]}-1}") # all but "check"
+  for scope in "${crates[@]}"; do cat "$work/graph-$scope-$name"; done | sort -u > "$work/graph-crates-$name"
+  if ! diff "$work/graph-crates-$name" "$work/graph-check-$name" > "$work/graph-$name.diff"; then
+    fail "$name: nostd-check does not build the dependency graph of ${crates[*]} (versions or features differ;"
+    echo "  '<' only in the crates' graphs, '>' only in nostd-check's; align nostd-check/Cargo.toml" >&2
     echo "  with [workspace.dependencies] and nostd-check/Cargo.lock with Cargo.lock):" >&2
     indent < "$work/graph-$name.diff"
   fi
 done
-# Every direct dependency of the core is named with `extern crate` (else it is never loaded).
-if direct=$(cargo tree -q -p zerotouch-core --target "$bare_metal" -e normal --depth 1 --prefix none \
-              --no-default-features --features ed25519,x509,barcode 2> "$work/tree-err"); then
-  while read -r dep _; do
-    crate=${dep//-/_}
-    if ! grep -Eq "^extern crate ${crate};" nostd-check/src/lib.rs; then
-      fail "nostd-check/src/lib.rs does not name the core's dependency '$dep' with 'extern crate $crate;'"
-    fi
-  done < <(tail -n +2 <<< "$direct" | sort -u)
-else
-  fail "'cargo tree -p zerotouch-core --depth 1' failed:"
-  indent < "$work/tree-err"
-fi
+# Each crate, and every direct dependency of it, is named with `extern crate` (else it is
+# never loaded).
+for crate_args in "zerotouch-core --features ed25519,x509,barcode" "zerotouch-provisioner"; do
+  read -r crate_pkg crate_features <<< "$crate_args"
+  # shellcheck disable=SC2086 # crate_features is empty or "--features list"
+  if direct=$(cargo tree -q -p "$crate_pkg" --target "$bare_metal" -e normal --depth 1 --prefix none \
+                --no-default-features $crate_features 2> "$work/tree-err"); then
+    while read -r dep _; do
+      crate=${dep//-/_}
+      if ! grep -Eq "^extern crate ${crate};" nostd-check/src/lib.rs; then
+        fail "nostd-check/src/lib.rs does not name '$dep' ($crate_pkg or its dependency) with 'extern crate $crate;'"
+      fi
+    done < <(sort -u <<< "$direct")
+  else
+    fail "'cargo tree -p $crate_pkg --depth 1' failed:"
+    indent < "$work/tree-err"
+  fi
+done
 
 # ---------------------------------------------------------------------------------------------
-# b. No std feature and no getrandom in the graph for a bare-metal target.
+# b. No std feature and no getrandom in the graphs for a bare-metal target.
 # ---------------------------------------------------------------------------------------------
 for i in "${!set_names[@]}"; do
   name=${set_names[$i]} features=${set_features[$i]}
-  feature_args=(--no-default-features)
-  [[ -n "$features" ]] && feature_args+=(--features "$features")
-  for scope in core check; do
-    if [[ $scope == core ]]; then scope_args=(-p zerotouch-core); else scope_args=(--manifest-path "$manifest"); fi
-    if ! tree=$(cargo tree -q "${scope_args[@]}" --target "$bare_metal" -e normal,features \
-                  "${feature_args[@]}" 2> "$work/tree-err"); then
-      fail "$name: 'cargo tree ${scope_args[*]}' failed:"
-      indent < "$work/tree-err"
-      continue
-    fi
-    std_lines=$(grep -F 'feature "std"' <<< "$tree" || true)
-    if [[ -n "$std_lines" ]]; then
-      fail "$name: 'cargo tree ${scope_args[*]}' shows std features for $bare_metal:"
-      indent <<< "$std_lines"
+  read -r -a scopes <<< "$(scopes_of "$features")"
+  for scope in "${scopes[@]}"; do
+    set_scope_args "$scope" "$features"
+    if [[ ${graphs_ok[$name]} == 1 ]]; then
+      std_lines=$(grep -F ' feature "std"' "$work/graph-$scope-$name" || true)
+      if [[ -n "$std_lines" ]]; then
+        fail "$name: 'cargo tree ${scope_args[*]}' shows std features for $bare_metal:"
+        indent <<< "$std_lines"
+      fi
     fi
     # `cargo tree -i` exits non-zero when getrandom is in no lock file at all, and prints a
     # warning when it is locked but not reached: either way, nothing on stdout is success.
     set +e
-    out=$(cargo tree -q "${scope_args[@]}" --target "$bare_metal" -e normal "${feature_args[@]}" \
-            -i getrandom 2> "$work/tree-err")
+    out=$(cargo tree -q "${scope_args[@]}" --target "$bare_metal" -e normal -i getrandom \
+            2> "$work/tree-err")
     rc=$?
     set -e
     if [[ -n "$out" ]]; then
@@ -195,11 +247,12 @@ for i in "${!set_names[@]}"; do
     continue
   fi
   field() { echo "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-  # Bits of zt_check_features: 1 ed25519, 2 x509, 4 barcode.
+  # Bits of zt_check_features: 1 ed25519, 2 x509, 4 barcode, 8 provisioner.
   expect_features=0
   [[ ",$features," == *,ed25519,* ]] && expect_features=$(( expect_features | 1 ))
   [[ ",$features," == *,x509,* ]] && expect_features=$(( expect_features | 2 ))
   [[ ",$features," == *,barcode,* ]] && expect_features=$(( expect_features | 4 ))
+  [[ ",$features," == *,provisioner,* ]] && expect_features=$(( expect_features | 8 ))
   if [[ "$(field features)" != "$expect_features" ]]; then
     fail "$name: the library reports features=$(field features), expected $expect_features"
   fi

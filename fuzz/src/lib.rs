@@ -1,15 +1,16 @@
 //! Shared fixtures of the zerotouch fuzz targets and the seed generator.
 //!
-//! The fixed keys and transcript hash here are what `signed_verify` verifies against and what
-//! `make_seeds` signs with, so the seeds carry key ids the fuzzer can keep while it mutates the
-//! rest of a signed envelope.
+//! The fixed keys and transcript hash here are what `signed_verify` and
+//! `open_network_order_decode` verify against and what `make_seeds` signs with, so the seeds
+//! carry key ids the fuzzer can keep while it mutates the rest of a signed envelope.
 
 use zerotouch_core::{
     BarcodePayload, Body, DeviceCertificate, Envelope, ErrorCode, ErrorMessage, Flow, Header,
-    KeyFingerprint, KeyRole, Message, MessageTag, Pin, ProtocolVersion, PublicKey,
-    RustCryptoProvider, SessionId, SignatureAlgorithm, Signer, SigningKey, SoftwareSigner,
-    ToBeSigned, TranscriptHash, sign_message,
+    KeyFingerprint, KeyId, KeyRole, Message, MessageTag, Pin, PinnedKey, PinnedKeys,
+    ProtocolVersion, PublicKey, RustCryptoProvider, SessionId, SignatureAlgorithm, Signer,
+    SigningKey, SoftwareSigner, ToBeSigned, TranscriptHash, sign_message,
 };
+use zerotouch_provisioner::OpenNetworkOrder;
 
 /// Secret of the fixed Ed25519 key (fuzzing only, never a real key).
 pub const ED25519_SECRET: [u8; 32] = [0x11; 32];
@@ -44,19 +45,37 @@ pub fn fixed_public_keys() -> [PublicKey; 2] {
     ]
 }
 
+/// Wall-clock time (Unix ms, 2026-01-01T00:00:00Z) at which `open_network_order_decode`
+/// carries out orders; the order seeds are valid around it.
+pub const ORDER_WALL_MS: u64 = 1_767_225_600_000;
+
+/// The receiving side of `open_network_order_decode`: the provisioner's own key (`me`, the
+/// fixed P-256 key, whose SPKI the order transcript binds) and the keys it trusts: the fixed
+/// Ed25519 key for orders, and its own P-256 key for another role only (so an order it signed
+/// itself is refused even when signatures are not checked).
+pub fn order_fixture() -> (PublicKey, PinnedKeys) {
+    let [ed, p] = fixed_public_keys();
+    let trusted = PinnedKeys::new(vec![
+        PinnedKey::new(KeyRole::ProvisionerOrder, ed),
+        PinnedKey::new(KeyRole::Association, p.clone()),
+    ]);
+    (p, trusted)
+}
+
 /// Whether `needle` occurs contiguously in `haystack`.
 pub fn contains_slice(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Fuzz target names, as in Cargo.toml.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "envelope_decode",
     "error_message_decode",
     "barcode_decode",
     "certificate_decode",
     "spki_decode",
     "signed_verify",
+    "open_network_order_decode",
 ];
 
 /// One seed: the target it is for, a file name, and its bytes.
@@ -332,6 +351,8 @@ pub fn api_seeds() -> Vec<Seed> {
         out.push(seed("signed_verify", format!("api-signed-{label}"), bytes));
     }
 
+    out.extend(order_seeds(&ed, &p));
+
     // SubjectPublicKeyInfos.
     let ed_spki = ed.public_key().to_spki_der();
     let p_spki = p.public_key().to_spki_der();
@@ -411,6 +432,98 @@ pub fn api_seeds() -> Vec<Seed> {
     out
 }
 
+/// Open-network orders for `order_fixture`'s provisioner: one it carries out at
+/// `ORDER_WALL_MS`, and one for each way it refuses an order after decoding it.
+fn order_seeds(ed: &SoftwareSigner, p: &SoftwareSigner) -> Vec<Seed> {
+    const TARGET: &str = "open_network_order_decode";
+    const HOUR_MS: u64 = 3_600_000;
+    let provider = RustCryptoProvider;
+    let (me, trusted) = order_fixture();
+    let valid = OpenNetworkOrder {
+        order_id: [0x0d; 16],
+        provisioner_key_id: me.key_id(),
+        device_key_id: KeyId([0x4e; 32]),
+        issued_at_ms: ORDER_WALL_MS - 1_000,
+        not_after_ms: ORDER_WALL_MS + HOUR_MS,
+    };
+    // (label, order, signer): the signer is the trusted Ed25519 order key unless it says
+    // otherwise; `decodes` is whether OpenNetworkOrder::verify accepts it.
+    let orders = [
+        ("valid", valid, ed, true),
+        (
+            "week",
+            OpenNetworkOrder {
+                order_id: [0x01; 16],
+                not_after_ms: valid.issued_at_ms + 7 * 24 * HOUR_MS,
+                ..valid
+            },
+            ed,
+            true,
+        ),
+        (
+            "too-long",
+            OpenNetworkOrder {
+                order_id: [0x02; 16],
+                not_after_ms: valid.issued_at_ms + 8 * 24 * HOUR_MS,
+                ..valid
+            },
+            ed,
+            true,
+        ),
+        (
+            "expired",
+            OpenNetworkOrder {
+                order_id: [0x03; 16],
+                not_after_ms: ORDER_WALL_MS - 1,
+                ..valid
+            },
+            ed,
+            true,
+        ),
+        (
+            "extreme-times",
+            OpenNetworkOrder {
+                order_id: [0xff; 16],
+                issued_at_ms: 0,
+                not_after_ms: u64::MAX,
+                ..valid
+            },
+            ed,
+            true,
+        ),
+        (
+            "other-provisioner",
+            OpenNetworkOrder {
+                order_id: [0x04; 16],
+                provisioner_key_id: ed.key_id(),
+                ..valid
+            },
+            ed,
+            false,
+        ),
+        ("self-signed", valid, p, false),
+    ];
+    let mut out = Vec::new();
+    for (label, order, signer, decodes) in orders {
+        let bytes = expect(order.sign(&me, signer, &provider), label);
+        let verified = OpenNetworkOrder::verify(&bytes, &me, &trusted, &provider);
+        // A seed that does not behave as expected is a bug in this generator or the provisioner.
+        assert_eq!(
+            verified.is_ok(),
+            decodes,
+            "building seed order-{label}: {verified:?}"
+        );
+        if decodes {
+            assert_eq!(verified, Ok(order), "building seed order-{label}");
+        }
+        out.push(seed(TARGET, format!("api-order-{label}"), bytes.clone()));
+        if label == "valid" {
+            out.push(seed("envelope_decode", "api-signed-order", bytes));
+        }
+    }
+    out
+}
+
 /// Every string literal in a JSON text (escapes kept as written; hex and barcode strings have
 /// none). A scanner rather than a JSON parser, so the vector format may change freely.
 pub fn json_strings(text: &str) -> Vec<String> {
@@ -464,6 +577,13 @@ pub fn vector_seeds(file_label: &str, json: &str) -> Vec<Seed> {
         if let Ok(env) = Envelope::decode(&bytes) {
             if matches!(env.body, Body::Signed(_)) {
                 out.push(seed("signed_verify", name("signed"), bytes.clone()));
+            }
+            if env.header.tag == MessageTag::OpenSetupNetworkOrder {
+                out.push(seed(
+                    "open_network_order_decode",
+                    name("order"),
+                    bytes.clone(),
+                ));
             }
             out.push(seed("envelope_decode", name("envelope"), bytes.clone()));
         }

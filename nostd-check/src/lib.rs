@@ -1,17 +1,19 @@
 //! # nostd-check
 //!
-//! The proof that `zerotouch-core` builds and runs without `std`, and the measuring stick for
-//! its footprint on a device. See `scripts/nostd-check.sh`, which builds this crate as a static
-//! library for each device feature set, checks what it links against, links it into a small C
-//! runner (`runner.c`) and compares code size and peak heap with `budgets.txt`.
+//! The proof that `zerotouch-core` and `zerotouch-provisioner` (feature `provisioner`) build
+//! and run without `std`, and the measuring stick for their footprint on a device. See
+//! `scripts/nostd-check.sh`, which builds this crate as a static library for each device
+//! feature set, checks what it links against, links it into a small C runner (`runner.c`) and
+//! compares code size and peak heap with `budgets.txt`.
 //!
 //! - `#![no_std]`, `panic = "abort"`, its own `#[panic_handler]` and `#[global_allocator]`: a
 //!   dependency that links `std` fails the build with E0152 (duplicate lang item).
-//! - Every no_std dependency of the core is named with `extern crate`: a dependency that is
-//!   never referenced is never loaded and would escape the check.
+//! - Every no_std dependency of the core and the provisioner is named with `extern crate`: a
+//!   dependency that is never referenced is never loaded and would escape the check.
 //! - [`zt_check_run`] drives the core's real API through one server-proof and one device-proof
 //!   round (the messages a device sends and checks during setup), so the linked code is what
-//!   a device firmware pays for.
+//!   a device firmware pays for. With `provisioner`, it also runs the setup-network engine
+//!   through a signed order, admission, isolation, rate limits, eviction and closing.
 //! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
 //!
 //! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the
@@ -28,8 +30,8 @@
 
 extern crate alloc;
 
-// Every no_std crate the core depends on, named so each one is loaded (and so checked) even
-// where this crate calls nothing of it directly.
+// Every no_std crate the core and the provisioner depend on, named so each one is loaded (and
+// so checked) even where this crate calls nothing of it directly.
 extern crate ciborium;
 extern crate coset;
 #[cfg(feature = "barcode")]
@@ -51,8 +53,12 @@ extern crate thiserror;
 extern crate x509_cert;
 extern crate zeroize;
 extern crate zerotouch_core;
+#[cfg(feature = "provisioner")]
+extern crate zerotouch_provisioner;
 
 mod heap;
+#[cfg(feature = "provisioner")]
+mod provisioner;
 mod run;
 
 /// Runs every check once. Returns 0 when all passed, else the number of the first step that
@@ -104,12 +110,14 @@ pub extern "C" fn zt_check_arena_size() -> usize {
     heap::ARENA_SIZE
 }
 
-/// Which optional features this build has: bit 0 `ed25519`, bit 1 `x509`, bit 2 `barcode`.
+/// Which optional features this build has: bit 0 `ed25519`, bit 1 `x509`, bit 2 `barcode`,
+/// bit 3 `provisioner`.
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_features() -> u32 {
     u32::from(cfg!(feature = "ed25519"))
         | u32::from(cfg!(feature = "x509")) << 1
         | u32::from(cfg!(feature = "barcode")) << 2
+        | u32::from(cfg!(feature = "provisioner")) << 3
 }
 
 /// A panic cannot unwind (`panic = "abort"`) and there is no process to abort: trap, so a host

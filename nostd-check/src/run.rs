@@ -2,6 +2,7 @@
 //! real API, with the server's signing side alongside to produce the messages, plus a few
 //! independent checks (stock COSE and ECDSA) that the wire format is what it claims to be.
 
+#[cfg(feature = "barcode")]
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -33,7 +34,11 @@ const VERDICT_SECRET: [u8; 32] = [0x33; 32];
 /// Each step's status code: 0 is success, so numbering starts at 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-#[cfg_attr(not(feature = "ed25519"), allow(dead_code))] // the Ed25519 steps
+// The Ed25519 and provisioner steps.
+#[cfg_attr(
+    not(all(feature = "ed25519", feature = "provisioner")),
+    allow(dead_code)
+)]
 pub enum Step {
     /// Negotiating the version and the suite, or checking the choices, failed.
     Negotiation = 1,
@@ -84,13 +89,28 @@ pub enum Step {
     Ed25519TamperedAccepted = 23,
     /// ed25519-dalek alone did not verify the COSE structure of the Ed25519 message.
     Ed25519Independent = 24,
+    /// The provisioner refused its default policy, or accepted an unusable one.
+    ProvisionerPolicy = 25,
+    /// Signing an open-network order failed.
+    ProvisionerOrderSign = 26,
+    /// A valid open-network order was refused, or opened the network for the wrong device or
+    /// time.
+    ProvisionerOrderRefused = 27,
+    /// A tampered, untrusted, misaddressed, expired, over-long or replayed order was accepted.
+    ProvisionerBadOrderAccepted = 28,
+    /// Admission went wrong: closed, admitted, full, evicted or banned when it should not be.
+    ProvisionerAdmission = 29,
     /// Heap was still live after the run: something leaked.
     HeapNotFreed = 30,
+    /// A packet was forwarded or dropped against the isolation rules or rate limits.
+    ProvisionerPacket = 31,
+    /// Bans or the ordered opening did not end when due.
+    ProvisionerTimeout = 32,
 }
 
-type Check = Result<(), Step>;
+pub(crate) type Check = Result<(), Step>;
 
-fn ensure(ok: bool, step: Step) -> Check {
+pub(crate) fn ensure(ok: bool, step: Step) -> Check {
     if ok { Ok(()) } else { Err(step) }
 }
 
@@ -199,6 +219,10 @@ pub fn run() -> Check {
     #[cfg(feature = "x509")]
     certificate()?;
     ed25519(&provider, session_id, &th)?;
+    // An already-joined device opening a setup network on the server's order, signed with the
+    // server's key (pinned here for the order role) and addressed to the device's own key.
+    #[cfg(feature = "provisioner")]
+    crate::provisioner::run(&provider, &server, &device)?;
     Ok(())
 }
 
