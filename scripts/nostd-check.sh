@@ -53,7 +53,7 @@ mkdir -p "$work"
 #   p256-provisioner  an already-joined device that opens a setup network on a signed order;
 #   full              everything the no_std crates can do.
 set_names=(p256-only p256-provisioner full)
-set_features=("" "provisioner" "ed25519,x509,barcode,provisioner")
+set_features=("" "provisioner" "ed25519,x25519,x509,barcode,provisioner")
 
 # Undefined symbols a no_std library may leave to the platform: the C memory functions (libc
 # or compiler_builtins on a device), unwinding symbols that core and alloc, precompiled with

@@ -41,6 +41,7 @@ extern crate der;
 #[cfg(feature = "ed25519")]
 extern crate ed25519_dalek;
 extern crate hmac;
+extern crate hpke;
 extern crate p256;
 extern crate rand_core;
 extern crate serde;

@@ -13,7 +13,8 @@ use zerotouch_core::{
     Body, CipherSuite, Envelope, ErrorCode, ErrorMessage, Flow, Header, KeyRole, Message,
     MessageTag, Nonce, PendingSignature, PinnedKey, PinnedKeys, ProtocolVersion, PublicKey,
     RustCryptoProvider, SUPPORTED_VERSIONS, SessionId, SignatureAlgorithm, SignatureError, Signer,
-    SigningKey, SoftwareSigner, Transcript, TranscriptHash, Transport, check_suite_choice,
+    SessionKeyPair, SigningKey, SoftwareSigner, Transcript, TranscriptHash, Transport,
+    check_suite_choice, seal_to,
     check_version_choice, external_aad, negotiate_suite, negotiate_version, sign_message,
 };
 
@@ -106,6 +107,11 @@ pub enum Step {
     ProvisionerPacket = 31,
     /// Bans or the ordered opening did not end when due.
     ProvisionerTimeout = 32,
+    /// Sealing to the device's session key and opening it (HPKE, P-256) failed or gave other
+    /// bytes.
+    Seal = 33,
+    /// A sealed value opened under another transcript.
+    SealWrongTranscriptAccepted = 34,
 }
 
 pub(crate) type Check = Result<(), Step>;
@@ -213,6 +219,7 @@ pub fn run() -> Check {
 
     server_proof(&provider, &server, &pinned, session_id, &th)?;
     device_proof(&provider, &server, &device, session_id, &th)?;
+    sealing(suite, &th)?;
     error_message(session_id)?;
     #[cfg(feature = "barcode")]
     barcode(&device_public)?;
@@ -224,6 +231,68 @@ pub fn run() -> Check {
     #[cfg(feature = "provisioner")]
     crate::provisioner::run(&provider, &server, &device)?;
     Ok(())
+}
+
+/// A deterministic RNG for the check (the figures must not vary between runs): SHA-256 of a
+/// counter. Devices use their hardware RNG.
+struct CounterRng(u64);
+
+impl rand_core::TryRng for CounterRng {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(32) {
+            self.0 += 1;
+            let block = sha2::Sha256::digest(self.0.to_le_bytes());
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for CounterRng {}
+
+/// The device's per-session key receives two credentials sealed by the server (HPKE, the
+/// negotiated P-256 suite, the transcript as associated data) and opens them in order.
+fn sealing(suite: CipherSuite, th: &TranscriptHash) -> Check {
+    let mut rng = CounterRng(0);
+    let device = SessionKeyPair::generate(suite, &mut rng).map_err(|_| Step::Seal)?;
+    let messages: [&[u8]; 2] = [b"passphrase of home-5g", b"passphrase of home-2g"];
+    let sealed = seal_to(
+        suite,
+        device.public_key(),
+        b"zerotouch check",
+        &th.0,
+        &messages,
+        &mut rng,
+    )
+    .map_err(|_| Step::Seal)?;
+    let cts: Vec<&[u8]> = sealed.ciphertexts.iter().map(Vec::as_slice).collect();
+    let opened = device
+        .open(&sealed.encapsulated_key, b"zerotouch check", &th.0, &cts)
+        .map_err(|_| Step::Seal)?;
+    ensure(
+        opened.len() == 2 && opened.iter().zip(messages).all(|(o, m)| o.as_slice() == m),
+        Step::Seal,
+    )?;
+    ensure(
+        device
+            .open(&sealed.encapsulated_key, b"zerotouch check", &[0u8; 32], &cts)
+            .is_err(),
+        Step::SealWrongTranscriptAccepted,
+    )
 }
 
 /// The server signs its proof; the device decodes it and verifies it against its pinned keys.

@@ -31,6 +31,9 @@ pub enum Error {
     /// The peers have no protocol version or suite in common.
     #[error("negotiation failed: {0}")]
     Negotiation(#[from] NegotiationError),
+    /// Sealing to or opening with a per-session key failed.
+    #[error("sealing failed: {0}")]
+    Seal(#[from] SealError),
 }
 
 /// What was wrong with bytes that should have been a message.
@@ -254,4 +257,25 @@ pub enum NegotiationError {
     /// The chosen value was not among those offered (a downgrade attempt).
     #[error("chosen value was not offered")]
     NotOffered,
+}
+
+/// What went wrong sealing to, or opening with, a per-session key (HPKE, RFC 9180).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The suite is not one this build implements (X25519 needs the `x25519` feature).
+    #[error("cipher suite not implemented by this build")]
+    UnsupportedSuite,
+    /// A public key (recipient key or encapsulated key) is not a valid point for the suite.
+    #[error("invalid public key for the suite")]
+    InvalidPublicKey,
+    /// A private key's bytes are not a valid scalar for the suite.
+    #[error("invalid private key for the suite")]
+    InvalidPrivateKey,
+    /// A sealed value did not open: wrong key, wrong transcript, reordered or tampered.
+    #[error("sealed value did not open")]
+    OpenFailed,
+    /// Sealing failed (the message limit of the context was reached).
+    #[error("sealing failed")]
+    SealFailed,
 }

@@ -51,6 +51,7 @@
 //! |---|---|---|
 //! | `std` | yes | `CountingProvider` (needs 64-bit atomics) |
 //! | `ed25519` | yes | Ed25519 signatures; without it a build is P-256 only |
+//! | `x25519` | yes | the X25519 HPKE suite; without it a build seals with P-256 only |
 //! | `x509` | yes | `DeviceCertificate`, `PublicKey::from_spki_der` (servers; not needed on devices) |
 //! | `barcode` | yes | `BarcodePayload` (factories, registrars, servers; not devices) |
 //! | `insecure-fuzzing` | no | `InsecureFuzzingProvider`, which accepts every signature: fuzzing only |
@@ -77,6 +78,7 @@ mod key;
 mod keyring;
 mod nonce;
 mod provider;
+mod seal;
 mod secret;
 pub mod signed;
 mod signer;
@@ -90,8 +92,8 @@ pub use barcode::{BarcodePayload, KeyFingerprint, MAX_PAYLOAD_LEN, MAX_PRODUCT_N
 pub use context::{Flow, Transport};
 pub use envelope::{Body, Envelope, Header, Message};
 pub use error::{
-    BarcodeError, CertificateError, DecodeError, Error, KeyError, NegotiationError, SecretError,
-    SignatureError,
+    BarcodeError, CertificateError, DecodeError, Error, KeyError, NegotiationError, SealError,
+    SecretError, SignatureError,
 };
 pub use error_message::{ErrorCode, ErrorMessage};
 #[cfg(feature = "x509")]
@@ -106,6 +108,7 @@ pub use provider::InsecureFuzzingProvider;
 #[cfg(feature = "std")]
 pub use provider::{CountingProvider, OperationCounts};
 pub use provider::{CryptoProvider, RustCryptoProvider};
+pub use seal::{Sealed, SessionKeyPair, seal_to};
 pub use secret::{DeviceSecret, Passphrase, Pin, SecretBytes};
 pub use signed::{PendingSignature, SignedBody, external_aad, sign_message};
 pub use signer::{SignRequest, Signer, SoftwareSigner, ToBeSigned};
