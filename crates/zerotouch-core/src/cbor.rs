@@ -94,3 +94,53 @@ pub fn fixed_bytes<const N: usize>(
         expected: N,
     })
 }
+
+/// Takes an array of at most `max` elements (a list whose length the message does not fix).
+pub fn list(value: Value, field: &'static str, max: usize) -> Result<Vec<Value>, DecodeError> {
+    match value {
+        Value::Array(items) if items.len() <= max => Ok(items),
+        Value::Array(_) => Err(DecodeError::OutOfRange { field }),
+        _ => Err(DecodeError::UnexpectedType {
+            field,
+            expected: "array",
+        }),
+    }
+}
+
+/// Takes a byte string of `min..=max` bytes.
+pub fn bytes_in(
+    value: Value,
+    field: &'static str,
+    min: usize,
+    max: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let b = bytes(value, field)?;
+    if b.len() < min || b.len() > max {
+        return Err(DecodeError::OutOfRange { field });
+    }
+    Ok(b)
+}
+
+/// Takes `null` as `None`, anything else through `f`.
+pub fn nullable<T>(
+    value: Value,
+    f: impl FnOnce(Value) -> Result<T, DecodeError>,
+) -> Result<Option<T>, DecodeError> {
+    match value {
+        Value::Null => Ok(None),
+        v => f(v).map(Some),
+    }
+}
+
+/// Splits an array's elements into a fixed number of values, for positional decoding.
+pub fn fields<const N: usize>(
+    value: Value,
+    field: &'static str,
+) -> Result<[Value; N], DecodeError> {
+    let items = array(value, field, N)?;
+    items.try_into().map_err(|_| DecodeError::WrongLength {
+        field,
+        found: 0,
+        expected: N,
+    })
+}

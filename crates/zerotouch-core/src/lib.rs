@@ -72,6 +72,7 @@ mod context;
 mod envelope;
 mod error;
 mod error_message;
+pub mod flow1;
 #[cfg(feature = "x509")]
 mod identity;
 mod key;
