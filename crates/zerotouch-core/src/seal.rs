@@ -67,55 +67,46 @@ enum KemId {
 impl SessionKeyPair {
     /// A fresh key pair for `suite`.
     pub fn generate<R: CryptoRng>(suite: CipherSuite, rng: &mut R) -> Result<Self, SealError> {
-        Ok(match kem_of(suite)? {
-            KemId::P256 => {
-                let (sk, pk) = P256Kem::gen_keypair_with_rng(rng);
-                Self::from_parts(suite, SessionPrivateKey::P256(sk), pk.to_bytes().to_vec())
-            }
+        let private = match kem_of(suite)? {
+            KemId::P256 => SessionPrivateKey::P256(P256Kem::gen_keypair_with_rng(rng).0),
             #[cfg(feature = "x25519")]
-            KemId::X25519 => {
-                let (sk, pk) = X25519Kem::gen_keypair_with_rng(rng);
-                Self::from_parts(suite, SessionPrivateKey::X25519(sk), pk.to_bytes().to_vec())
-            }
-        })
+            KemId::X25519 => SessionPrivateKey::X25519(X25519Kem::gen_keypair_with_rng(rng).0),
+        };
+        Ok(Self::with_private(suite, private))
     }
 
     /// The key pair RFC 9180's `DeriveKeyPair(ikm)` gives (test vectors, deterministic tests).
     pub fn derive(suite: CipherSuite, ikm: &[u8]) -> Result<Self, SealError> {
-        Ok(match kem_of(suite)? {
-            KemId::P256 => {
-                let (sk, pk) = P256Kem::derive_keypair(ikm);
-                Self::from_parts(suite, SessionPrivateKey::P256(sk), pk.to_bytes().to_vec())
-            }
+        let private = match kem_of(suite)? {
+            KemId::P256 => SessionPrivateKey::P256(P256Kem::derive_keypair(ikm).0),
             #[cfg(feature = "x25519")]
-            KemId::X25519 => {
-                let (sk, pk) = X25519Kem::derive_keypair(ikm);
-                Self::from_parts(suite, SessionPrivateKey::X25519(sk), pk.to_bytes().to_vec())
-            }
-        })
+            KemId::X25519 => SessionPrivateKey::X25519(X25519Kem::derive_keypair(ikm).0),
+        };
+        Ok(Self::with_private(suite, private))
     }
 
     /// Restores a key pair from its private key bytes (a server keeps its ephemeral key in the
     /// session state, sealed at rest, between two requests).
     pub fn from_private_bytes(suite: CipherSuite, bytes: &[u8]) -> Result<Self, SealError> {
-        Ok(match kem_of(suite)? {
-            KemId::P256 => {
-                let sk = <P256Kem as Kem>::PrivateKey::from_bytes(bytes)
-                    .map_err(|_| SealError::InvalidPrivateKey)?;
-                let pk = P256Kem::sk_to_pk(&sk).to_bytes().to_vec();
-                Self::from_parts(suite, SessionPrivateKey::P256(sk), pk)
-            }
+        fn parse<K: Kem>(bytes: &[u8]) -> Result<K::PrivateKey, SealError> {
+            K::PrivateKey::from_bytes(bytes).map_err(|_| SealError::InvalidPrivateKey)
+        }
+        let private = match kem_of(suite)? {
+            KemId::P256 => SessionPrivateKey::P256(parse::<P256Kem>(bytes)?),
             #[cfg(feature = "x25519")]
-            KemId::X25519 => {
-                let sk = <X25519Kem as Kem>::PrivateKey::from_bytes(bytes)
-                    .map_err(|_| SealError::InvalidPrivateKey)?;
-                let pk = X25519Kem::sk_to_pk(&sk).to_bytes().to_vec();
-                Self::from_parts(suite, SessionPrivateKey::X25519(sk), pk)
-            }
-        })
+            KemId::X25519 => SessionPrivateKey::X25519(parse::<X25519Kem>(bytes)?),
+        };
+        Ok(Self::with_private(suite, private))
     }
 
-    fn from_parts(suite: CipherSuite, private: SessionPrivateKey, public: Vec<u8>) -> Self {
+    /// The pair of `private`: its public key is computed from it, so no constructor can pair
+    /// a private key with another public key.
+    fn with_private(suite: CipherSuite, private: SessionPrivateKey) -> Self {
+        let public = match &private {
+            SessionPrivateKey::P256(sk) => P256Kem::sk_to_pk(sk).to_bytes().to_vec(),
+            #[cfg(feature = "x25519")]
+            SessionPrivateKey::X25519(sk) => X25519Kem::sk_to_pk(sk).to_bytes().to_vec(),
+        };
         SessionKeyPair {
             suite,
             private,

@@ -585,8 +585,7 @@ impl OutcomeStore for MemoryStore {
             (before - m.len()) as u64
         }
         let mut t = self.lock();
-        let scan_cutoff = Instant(now.0.saturating_sub(millis(retention.scan_reports)));
-        let outcome_cutoff = Instant(now.0.saturating_sub(millis(retention.outcomes)));
+        let (scan_cutoff, outcome_cutoff) = retention.cutoffs(now);
         Ok(PurgeReport {
             sessions: count_map(&mut t.sessions, |s| !now.is_past(s.expires_at)),
             nonces: count_map(&mut t.nonces, |n| !now.is_past(n.expires_at)),
@@ -596,8 +595,4 @@ impl OutcomeStore for MemoryStore {
             outcomes: count(&mut t.outcomes, |o| o.at >= outcome_cutoff),
         })
     }
-}
-
-pub(crate) fn millis(d: core::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

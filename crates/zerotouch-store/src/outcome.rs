@@ -90,6 +90,20 @@ pub struct Retention {
     pub outcomes: Duration,
 }
 
+impl Retention {
+    /// The oldest scan report and the oldest outcome kept at `now`: records received before
+    /// these instants are past retention.
+    pub fn cutoffs(&self, now: Instant) -> (Instant, Instant) {
+        let before = |d: Duration| {
+            Instant(
+                now.0
+                    .saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            )
+        };
+        (before(self.scan_reports), before(self.outcomes))
+    }
+}
+
 impl Default for Retention {
     fn default() -> Self {
         Retention {

@@ -12,7 +12,6 @@ use super::codec::{
 };
 use super::{Access, SqliteStore};
 use crate::association::{ChangePlan, plan_change};
-use crate::memory::millis;
 use crate::server_key::{retire_in, revoke_in};
 use crate::{
     Account, AccountId, AccountStore, Association, AssociationAction, AssociationChange,
@@ -1188,8 +1187,8 @@ impl OutcomeStore for SqliteStore {
         now: Instant,
         retention: Retention,
     ) -> Result<PurgeReport, StoreError> {
-        let scan_cutoff = u2i(now.0.saturating_sub(millis(retention.scan_reports)));
-        let outcome_cutoff = u2i(now.0.saturating_sub(millis(retention.outcomes)));
+        let (scan_cutoff, outcome_cutoff) = retention.cutoffs(now);
+        let (scan_cutoff, outcome_cutoff) = (t(scan_cutoff), t(outcome_cutoff));
         self.run(Access::Write, move |tx, _| {
             let now = t(now);
             let del =
