@@ -83,6 +83,21 @@ impl Envelope {
         ]))
     }
 
+    /// The digest a server files a request under: SHA-256 of the encoding with any signature
+    /// in canonical form, so a copy whose ECDSA signature a relay flipped to the high `s`
+    /// counts as the same request (and gets the same stored response) rather than a replay.
+    pub fn canonical_digest(&self, provider: &dyn crate::CryptoProvider) -> [u8; 32] {
+        let bytes = match &self.body {
+            Body::Signed(s) => Envelope {
+                header: self.header,
+                body: Body::Signed(alloc::boxed::Box::new(s.normalized())),
+            }
+            .encode(),
+            Body::Plain(_) => self.encode(),
+        };
+        provider.sha256(&[&bytes])
+    }
+
     /// Decodes an envelope: the one entry point for bytes from outside. Checks the overall size,
     /// the version, that the tag belongs to the flow, the tag's size limit and body kind, and the
     /// COSE_Sign1 structure. Never panics; every failure is a typed [`DecodeError`].

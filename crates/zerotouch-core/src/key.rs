@@ -226,6 +226,30 @@ impl Signature {
         let bytes: [u8; 64] = b.try_into().map_err(|_| SignatureError::WrongLength)?;
         Ok(Signature { algorithm, bytes })
     }
+
+    /// The signature in its one canonical form. ECDSA signatures are malleable: `(r, s)` and
+    /// `(r, n - s)` both verify, so a relay can change a request's bytes without the device's
+    /// key. Taking the low `s` lets a server recognise the altered copy as the same request.
+    /// Ed25519 signatures are returned as they are (the verifier already rejects `S >= L`);
+    /// bytes that are no valid P-256 signature are returned unchanged and fail verification.
+    pub fn normalized(&self) -> Signature {
+        match self.algorithm {
+            SignatureAlgorithm::EcdsaP256Sha256 => {
+                match p256::ecdsa::Signature::from_slice(&self.bytes) {
+                    Ok(sig) => {
+                        let mut bytes = [0u8; 64];
+                        bytes.copy_from_slice(&sig.normalize_s().to_bytes());
+                        Signature {
+                            algorithm: self.algorithm,
+                            bytes,
+                        }
+                    }
+                    Err(_) => *self,
+                }
+            }
+            SignatureAlgorithm::Ed25519 => *self,
+        }
+    }
 }
 
 impl fmt::Debug for Signature {

@@ -129,6 +129,15 @@ impl SignedBody {
         self.cose.clone().to_cbor_value().unwrap_or(Value::Null)
     }
 
+    /// The same body with its signature in canonical form (see [`Signature::normalized`]).
+    pub fn normalized(&self) -> SignedBody {
+        let signature = self.signature.normalized();
+        let mut out = self.clone();
+        out.cose.signature = signature.bytes.to_vec();
+        out.signature = signature;
+        out
+    }
+
     /// The key id the sender claims signed it.
     pub fn key_id(&self) -> &KeyId {
         &self.key_id

@@ -237,7 +237,7 @@ proptest! {
             0 => hello().encode_body(),
             1 => proof().encode_body(),
             2 => response().encode_body(),
-            3 => report().encode(),
+            3 => report().encode().to_vec(),
             _ => verdict().encode_body(),
         };
         let i = idx % bytes.len();

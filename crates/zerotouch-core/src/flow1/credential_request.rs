@@ -3,6 +3,7 @@
 
 use alloc::vec::Vec;
 use ciborium::Value;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::server_proof::MAX_KEM_KEY_LEN;
 use super::{small_uint, uint_value};
@@ -92,9 +93,10 @@ pub struct DeviceReport {
 }
 
 impl DeviceReport {
-    /// The report's plaintext bytes (sealed before sending).
-    pub fn encode(&self) -> Vec<u8> {
-        cbor::encode(&Value::Array(alloc::vec![
+    /// The report's plaintext bytes (sealed before sending). The PIN's copies, in the
+    /// buffer and in the intermediate CBOR value, are wiped when they are dropped.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut value = Value::Array(alloc::vec![
             match &self.pin {
                 Some(p) => Value::Text(p.expose_secret().into()),
                 None => Value::Null,
@@ -113,7 +115,14 @@ impl DeviceReport {
             ),
             uint_value(self.radio_bands.into()),
             uint_value(self.radio_security.into()),
-        ]))
+        ]);
+        let bytes = Zeroizing::new(cbor::encode(&value));
+        if let Value::Array(items) = &mut value
+            && let Some(Value::Text(pin)) = items.first_mut()
+        {
+            pin.zeroize();
+        }
+        bytes
     }
 
     /// Decodes opened report bytes.

@@ -19,6 +19,7 @@
 //!         ◀─────────────────────────────── RevocationVerdict      (signed: RevocationVerdict)
 //! ```
 
+pub mod binding;
 mod credential_request;
 mod credential_response;
 mod hello;
@@ -26,6 +27,7 @@ mod outcome;
 mod revocation;
 mod server_proof;
 
+pub use binding::{SetupTranscript, header, seq_of};
 pub use credential_request::{
     CredentialRequest, DeviceReport, MAX_REPORTED_NETWORKS, ReportedNetwork, SealedReport,
 };
