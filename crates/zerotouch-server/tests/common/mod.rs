@@ -3,6 +3,8 @@
 //! can send what a correct device sends, and anything else.
 #![allow(dead_code)]
 
+pub mod drive;
+
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use zeroize::Zeroizing;
