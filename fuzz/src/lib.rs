@@ -352,6 +352,7 @@ pub fn api_seeds() -> Vec<Seed> {
     }
 
     out.extend(order_seeds(&ed, &p));
+    out.extend(flow1_seeds(&p));
 
     // SubjectPublicKeyInfos.
     let ed_spki = ed.public_key().to_spki_der();
@@ -522,6 +523,130 @@ fn order_seeds(ed: &SoftwareSigner, p: &SoftwareSigner) -> Vec<Seed> {
         }
     }
     out
+}
+
+/// One body of each flow-1 message, prefixed with the byte that picks its decoder in
+/// `flow1_decode`.
+fn flow1_seeds(device: &SoftwareSigner) -> Vec<Seed> {
+    use zerotouch_core::flow1::*;
+    use zerotouch_core::{CipherSuite, Nonce};
+    let nonce = Nonce([7; 16]);
+    let key = KeyId([9; 32]);
+    let network = ReportedNetwork {
+        ssid: b"home".to_vec(),
+        signal_loss_db: 40,
+        band: 2,
+        channel: 36,
+        security: 3,
+    };
+    let report = DeviceReport {
+        pin: Some(expect(Pin::new("482915"), "pin")),
+        networks: vec![network.clone(), network],
+        radio_bands: 3,
+        radio_security: 3,
+    };
+    let bodies: Vec<(u8, &str, Vec<u8>)> = vec![
+        (
+            0,
+            "hello",
+            Hello {
+                versions: vec![ProtocolVersion::V1],
+                suites: CipherSuite::SUPPORTED.to_vec(),
+                identity: DeviceIdentityRef::PublicKey(device.public_key().to_spki_der()),
+                trusted_keys: vec![key, KeyId([8; 32])],
+                device_nonce: nonce,
+            }
+            .encode_body(),
+        ),
+        (
+            1,
+            "proof",
+            ServerProof {
+                version: ProtocolVersion::V1,
+                suite: CipherSuite::P256_SHA256_CHACHA20POLY1305,
+                server_nonce: nonce,
+                sealing_key: vec![4; 65],
+                pin_required: true,
+                expires_in_s: 120,
+            }
+            .encode_body(),
+        ),
+        (
+            2,
+            "request",
+            CredentialRequest {
+                session_key: vec![5; 32],
+                report: SealedReport {
+                    encapsulated_key: vec![6; 32],
+                    ciphertext: vec![7; 80],
+                },
+            }
+            .encode_body(),
+        ),
+        (
+            3,
+            "response",
+            CredentialResponse {
+                encapsulated_key: vec![6; 32],
+                entries: vec![
+                    CredentialEntry {
+                        ssid: b"home".to_vec(),
+                        security: 2,
+                        status: EntryStatus::Sealed,
+                        ciphertext: vec![1; 40],
+                    },
+                    CredentialEntry {
+                        ssid: b"home-5g".to_vec(),
+                        security: 2,
+                        status: EntryStatus::UnsupportedByRadio,
+                        ciphertext: vec![],
+                    },
+                ],
+            }
+            .encode_body(),
+        ),
+        (
+            4,
+            "outcome",
+            OutcomeReport {
+                setup_session: SessionId([3; 16]),
+                ssid: b"home".to_vec(),
+                outcome: JoinOutcome::Joined,
+                device_nonce: nonce,
+            }
+            .encode_body(),
+        ),
+        (5, "ack", OutcomeAck { device_nonce: nonce }.encode_body()),
+        (
+            6,
+            "query",
+            RevocationQuery {
+                key_id: key,
+                device_nonce: nonce,
+            }
+            .encode_body(),
+        ),
+        (
+            7,
+            "verdict",
+            RevocationVerdict {
+                key_id: key,
+                device_nonce: nonce,
+                status: RevocationStatus::Revoked,
+                replacement: Some(KeyId([8; 32])),
+            }
+            .encode_body(),
+        ),
+        (8, "report", report.encode().to_vec()),
+    ];
+    bodies
+        .into_iter()
+        .map(|(which, name, body)| {
+            let mut bytes = vec![which];
+            bytes.extend_from_slice(&body);
+            seed("flow1_decode", format!("api-{name}"), bytes)
+        })
+        .collect()
 }
 
 /// Every string literal in a JSON text (escapes kept as written; hex and barcode strings have
