@@ -616,7 +616,14 @@ fn flow1_seeds(device: &SoftwareSigner) -> Vec<Seed> {
             }
             .encode_body(),
         ),
-        (5, "ack", OutcomeAck { device_nonce: nonce }.encode_body()),
+        (
+            5,
+            "ack",
+            OutcomeAck {
+                device_nonce: nonce,
+            }
+            .encode_body(),
+        ),
         (
             6,
             "query",
