@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# The no_std proof and footprint check of zerotouch-core and zerotouch-provisioner.
+# The no_std proof and footprint check of zerotouch-core, zerotouch-provisioner and
+# zerotouch-device.
 #
 # No bare-metal target can be installed here, so no_std is proved by checks that together
 # leave no gap (see shared notes, "Proving no_std without a bare-metal target"):
 #   0. the check crate (nostd-check/, its own workspace) compiles exactly the dependency graph
-#      of the crates it covers (the core; the provisioner too in the sets with `provisioner`)
+#      of the crates it covers (the core; the provisioner and the device session too in the sets
+#      with `provisioner` and `device`)
 #      with exactly their features, and names each of those crates and every direct dependency
 #      of them with `extern crate`;
 #   a. it builds as a #![no_std] staticlib with its own panic handler and allocator, for each
 #      device feature set (a dependency that links std fails with E0152);
 #   b. `cargo tree` for a bare-metal target shows no `std` feature (on any package, the crate
 #      itself included) and no getrandom, for the core, the provisioner (without its default
-#      `std`) and the check crate;
+#      `std`), the device session and the check crate;
 #   c. the library's undefined symbols are only mem*/bcmp, unwinding and compiler-runtime ones;
 #   d. a C runner linked with the library alone runs the crates' real API and reports code size
 #      (linked with --gc-sections, minus the same runner not calling the library) and peak heap;
@@ -48,12 +50,16 @@ work="$target_dir/nostd-check"
 mkdir -p "$work"
 
 # Feature sets: name and the check crate's features. `provisioner` adds zerotouch-provisioner
-# (default-features = false); the other features are the core's.
-#   p256-only         a new device: P-256 only, no certificate parsing, no barcode;
+# and `device` zerotouch-device (both default-features = false); the other features are the
+# core's.
+#   p256-only         the core alone as a new device builds it: P-256 only, no certificate
+#                     parsing, no barcode;
+#   p256-device       a new device's firmware: the same core plus the flow-1 device session,
+#                     run through a whole setup;
 #   p256-provisioner  an already-joined device that opens a setup network on a signed order;
 #   full              everything the no_std crates can do.
-set_names=(p256-only p256-provisioner full)
-set_features=("" "provisioner" "ed25519,x25519,x509,barcode,provisioner")
+set_names=(p256-only p256-device p256-provisioner full)
+set_features=("" "device" "provisioner" "ed25519,x25519,x509,barcode,provisioner,device")
 
 # Undefined symbols a no_std library may leave to the platform: the C memory functions (libc
 # or compiler_builtins on a device), unwinding symbols that core and alloc, precompiled with
@@ -78,18 +84,22 @@ core_features() { # check features -> the core's features among them, comma-sepa
   local f out=() fs
   IFS=',' read -r -a fs <<< "$1"
   for f in "${fs[@]}"; do
-    [[ -n "$f" && "$f" != provisioner ]] && out+=("$f")
+    [[ -n "$f" && "$f" != provisioner && "$f" != device ]] && out+=("$f")
   done
   (IFS=','; echo "${out[*]}")
 }
 # The crates a feature set covers, then the check crate itself.
-scopes_of() { # check features -> "core [provisioner] check"
-  if [[ ",$1," == *,provisioner,* ]]; then echo "core provisioner check"; else echo "core check"; fi
+scopes_of() { # check features -> "core [provisioner] [device] check"
+  local out=core
+  [[ ",$1," == *,provisioner,* ]] && out+=" provisioner"
+  [[ ",$1," == *,device,* ]] && out+=" device"
+  echo "$out check"
 }
 # The `cargo tree` arguments of one scope for a feature set, into the array `scope_args`:
 #   core         zerotouch-core with the set's core features;
-#   provisioner  zerotouch-provisioner without its default `std`, with the set's core features
-#                turned on through it (as a firmware depending on both gets them);
+#   provisioner  zerotouch-provisioner without its default `std` (likewise zerotouch-device for
+#   device)      `device`), with the set's core features turned on through it (as a firmware
+#                depending on both gets them);
 #   check        the check crate with the set's features.
 set_scope_args() { # scope check-features
   local cf
@@ -98,8 +108,8 @@ set_scope_args() { # scope check-features
     core)
       scope_args=(-p zerotouch-core --no-default-features)
       [[ -n "$cf" ]] && scope_args+=(--features "$cf") ;;
-    provisioner)
-      scope_args=(-p zerotouch-provisioner --no-default-features)
+    provisioner | device)
+      scope_args=(-p "zerotouch-$1" --no-default-features)
       [[ -n "$cf" ]] && scope_args+=(--features "$(sed 's/[^,][^,]*/zerotouch-core\/&/g' <<< "$cf")") ;;
     check)
       scope_args=(--manifest-path "$manifest" --no-default-features)
@@ -144,7 +154,7 @@ for i in "${!set_names[@]}"; do
 done
 # Each crate, and every direct dependency of it, is named with `extern crate` (else it is
 # never loaded).
-for crate_args in "zerotouch-core --features ed25519,x509,barcode" "zerotouch-provisioner"; do
+for crate_args in "zerotouch-core --features ed25519,x509,barcode" "zerotouch-provisioner" "zerotouch-device"; do
   read -r crate_pkg crate_features <<< "$crate_args"
   # shellcheck disable=SC2086 # crate_features is empty or "--features list"
   if direct=$(cargo tree -q -p "$crate_pkg" --target "$bare_metal" -e normal --depth 1 --prefix none \
@@ -247,12 +257,13 @@ for i in "${!set_names[@]}"; do
     continue
   fi
   field() { echo "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-  # Bits of zt_check_features: 1 ed25519, 2 x509, 4 barcode, 8 provisioner.
+  # Bits of zt_check_features: 1 ed25519, 2 x509, 4 barcode, 8 provisioner, 16 device.
   expect_features=0
   [[ ",$features," == *,ed25519,* ]] && expect_features=$(( expect_features | 1 ))
   [[ ",$features," == *,x509,* ]] && expect_features=$(( expect_features | 2 ))
   [[ ",$features," == *,barcode,* ]] && expect_features=$(( expect_features | 4 ))
   [[ ",$features," == *,provisioner,* ]] && expect_features=$(( expect_features | 8 ))
+  [[ ",$features," == *,device,* ]] && expect_features=$(( expect_features | 16 ))
   if [[ "$(field features)" != "$expect_features" ]]; then
     fail "$name: the library reports features=$(field features), expected $expect_features"
   fi

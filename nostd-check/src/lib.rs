@@ -1,6 +1,7 @@
 //! # nostd-check
 //!
-//! The proof that `zerotouch-core` and `zerotouch-provisioner` (feature `provisioner`) build
+//! The proof that `zerotouch-core`, `zerotouch-provisioner` (feature `provisioner`) and
+//! `zerotouch-device` (feature `device`) build
 //! and run without `std`, and the measuring stick for their footprint on a device. See
 //! `scripts/nostd-check.sh`, which builds this crate as a static library for each device
 //! feature set, checks what it links against, links it into a small C runner (`runner.c`) and
@@ -13,7 +14,8 @@
 //! - [`zt_check_run`] drives the core's real API through one server-proof and one device-proof
 //!   round (the messages a device sends and checks during setup), so the linked code is what
 //!   a device firmware pays for. With `provisioner`, it also runs the setup-network engine
-//!   through a signed order, admission, isolation, rate limits, eviction and closing.
+//!   through a signed order, admission, isolation, rate limits, eviction and closing. With
+//!   `device`, it drives `zerotouch-device` through a whole setup (hello to revocation check).
 //! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
 //!
 //! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the
@@ -54,9 +56,13 @@ extern crate thiserror;
 extern crate x509_cert;
 extern crate zeroize;
 extern crate zerotouch_core;
+#[cfg(feature = "device")]
+extern crate zerotouch_device;
 #[cfg(feature = "provisioner")]
 extern crate zerotouch_provisioner;
 
+#[cfg(feature = "device")]
+mod device;
 mod heap;
 #[cfg(feature = "provisioner")]
 mod provisioner;
@@ -112,13 +118,14 @@ pub extern "C" fn zt_check_arena_size() -> usize {
 }
 
 /// Which optional features this build has: bit 0 `ed25519`, bit 1 `x509`, bit 2 `barcode`,
-/// bit 3 `provisioner`.
+/// bit 3 `provisioner`, bit 4 `device`.
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_features() -> u32 {
     u32::from(cfg!(feature = "ed25519"))
         | u32::from(cfg!(feature = "x509")) << 1
         | u32::from(cfg!(feature = "barcode")) << 2
         | u32::from(cfg!(feature = "provisioner")) << 3
+        | u32::from(cfg!(feature = "device")) << 4
 }
 
 /// A panic cannot unwind (`panic = "abort"`) and there is no process to abort: trap, so a host

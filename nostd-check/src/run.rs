@@ -37,7 +37,7 @@ const VERDICT_SECRET: [u8; 32] = [0x33; 32];
 #[repr(u32)]
 // The Ed25519 and provisioner steps.
 #[cfg_attr(
-    not(all(feature = "ed25519", feature = "provisioner")),
+    not(all(feature = "ed25519", feature = "provisioner", feature = "device")),
     allow(dead_code)
 )]
 pub enum Step {
@@ -112,6 +112,13 @@ pub enum Step {
     Seal = 33,
     /// A sealed value opened under another transcript.
     SealWrongTranscriptAccepted = 34,
+    /// The device session could not be created.
+    DeviceSession = 35,
+    /// The device session did not go through setup as it should (a message, event or check
+    /// of the server's side went wrong).
+    DeviceFlow = 36,
+    /// The device session acted on a forged server proof.
+    DeviceForgedAccepted = 37,
 }
 
 pub(crate) type Check = Result<(), Step>;
@@ -230,12 +237,15 @@ pub fn run() -> Check {
     // server's key (pinned here for the order role) and addressed to the device's own key.
     #[cfg(feature = "provisioner")]
     crate::provisioner::run(&provider, &server, &device)?;
+    // A whole setup through the device session, as a firmware drives it.
+    #[cfg(feature = "device")]
+    crate::device::run(&provider, &server, &device)?;
     Ok(())
 }
 
 /// A deterministic RNG for the check (the figures must not vary between runs): SHA-256 of a
 /// counter. Devices use their hardware RNG.
-struct CounterRng(u64);
+pub(crate) struct CounterRng(pub(crate) u64);
 
 impl rand_core::TryRng for CounterRng {
     type Error = core::convert::Infallible;

@@ -22,7 +22,4 @@ pub enum DeviceError {
     /// The configured identity names another key than the signer's.
     #[error("the configured identity is not the signer's key")]
     IdentityMismatch,
-    /// No pinned setup key is trusted (all dropped, or none pinned).
-    #[error("no trusted setup key is pinned")]
-    NoTrustedKey,
 }
