@@ -170,6 +170,126 @@ fn generate() -> Value {
             {"pin": null, "text": barcode(None)},
             {"pin": "482915", "text": barcode(Some("482915"))},
         ],
+        "flow1": flow1(p, &session_id, &device_nonce, &server_nonce, &device, &ec, &ed),
+    })
+}
+
+/// One body of each flow-1 message from fixed fields (byte strings that would be keys or
+/// ciphertexts are fixed patterns: the bodies show the encoding), and the setup transcript
+/// over the first three.
+fn flow1(
+    p: &RustCryptoProvider,
+    session_id: &SessionId,
+    device_nonce: &Nonce,
+    server_nonce: &Nonce,
+    device: &SoftwareSigner,
+    ec: &SoftwareSigner,
+    ed: &SoftwareSigner,
+) -> Value {
+    use zerotouch_core::flow1::*;
+    let hello = Hello {
+        versions: vec![ProtocolVersion::V1],
+        suites: CipherSuite::SUPPORTED.to_vec(),
+        identity: DeviceIdentityRef::PublicKey(device.public_key().to_spki_der()),
+        trusted_keys: vec![ec.key_id(), ed.key_id()],
+        device_nonce: *device_nonce,
+    }
+    .encode_body();
+    let proof = ServerProof {
+        version: ProtocolVersion::V1,
+        suite: CipherSuite::X25519_SHA256_CHACHA20POLY1305,
+        server_nonce: *server_nonce,
+        sealing_key: vec![0x42; 32],
+        pin_required: true,
+        expires_in_s: 120,
+    }
+    .encode_body();
+    let request = CredentialRequest {
+        session_key: vec![0x43; 32],
+        report: SealedReport {
+            encapsulated_key: vec![0x44; 32],
+            ciphertext: vec![0x45; 48],
+        },
+    }
+    .encode_body();
+    let report = DeviceReport {
+        pin: Some(Pin::new("482915").unwrap()),
+        networks: vec![ReportedNetwork {
+            ssid: b"home".to_vec(),
+            signal_loss_db: 40,
+            band: 2,
+            channel: 36,
+            security: 2,
+        }],
+        radio_bands: 3,
+        radio_security: 3,
+    }
+    .encode()
+    .to_vec();
+    let response = CredentialResponse {
+        encapsulated_key: vec![0x46; 32],
+        entries: vec![
+            CredentialEntry {
+                ssid: b"home".to_vec(),
+                security: 2,
+                status: EntryStatus::Sealed,
+                ciphertext: vec![0x47; 44],
+            },
+            CredentialEntry {
+                ssid: b"home-5g".to_vec(),
+                security: 2,
+                status: EntryStatus::UnsupportedByRadio,
+                ciphertext: vec![],
+            },
+        ],
+    }
+    .encode_body();
+    let outcome = OutcomeReport {
+        setup_session: *session_id,
+        ssid: b"home".to_vec(),
+        outcome: JoinOutcome::Joined,
+        device_nonce: *device_nonce,
+    }
+    .encode_body();
+    let ack = OutcomeAck {
+        device_nonce: *device_nonce,
+    }
+    .encode_body();
+    let query = RevocationQuery {
+        key_id: ec.key_id(),
+        device_nonce: *device_nonce,
+    }
+    .encode_body();
+    let verdict = RevocationVerdict {
+        key_id: ec.key_id(),
+        device_nonce: *device_nonce,
+        status: RevocationStatus::Revoked,
+        replacement: Some(ed.key_id()),
+    }
+    .encode_body();
+    let mut t = SetupTranscript::after_hello(p, Transport::Dns, session_id, &hello);
+    let t1 = t.hash();
+    t.absorb_proof(p, &proof);
+    let t2 = t.hash();
+    t.absorb_request(p, &request);
+    let t3 = t.hash();
+    json!({
+        "bodies": [
+            {"message": "hello", "body": h(&hello)},
+            {"message": "server_proof", "body": h(&proof)},
+            {"message": "credential_request", "body": h(&request)},
+            {"message": "report (sealed inside the request)", "body": h(&report)},
+            {"message": "credential_response", "body": h(&response)},
+            {"message": "outcome_report", "body": h(&outcome)},
+            {"message": "outcome_ack", "body": h(&ack)},
+            {"message": "revocation_query", "body": h(&query)},
+            {"message": "revocation_verdict", "body": h(&verdict)},
+        ],
+        "setup_transcript": [
+            {"step": "t1 = start(1, DNS, session_id) + hello", "hash": h(&t1.0)},
+            {"step": "t2 = t1 + server_proof", "hash": h(&t2.0)},
+            {"step": "t3 = t2 + credential_request", "hash": h(&t3.0)},
+        ],
     })
 }
 
@@ -208,6 +328,21 @@ fn markdown(v: &Value) -> String {
     );
     for b in v["barcodes"].as_array().unwrap() {
         out += &format!("barcode {}\n", b["text"].as_str().unwrap());
+    }
+    out += "flow 1 (section 15)\n";
+    for m in v["flow1"]["bodies"].as_array().unwrap() {
+        out += &format!(
+            "  {}\n    {}\n",
+            m["message"].as_str().unwrap(),
+            m["body"].as_str().unwrap()
+        );
+    }
+    for s in v["flow1"]["setup_transcript"].as_array().unwrap() {
+        out += &format!(
+            "  {:<38} {}\n",
+            s["step"].as_str().unwrap(),
+            s["hash"].as_str().unwrap()
+        );
     }
     out + "```\n"
 }
@@ -274,5 +409,36 @@ fn committed_vectors_verify_independently() {
     }
     for b in v["barcodes"].as_array().unwrap() {
         BarcodePayload::decode(b["text"].as_str().unwrap()).unwrap();
+    }
+    // Every flow-1 body decodes with its decoder and re-encodes to the same bytes.
+    for m in v["flow1"]["bodies"].as_array().unwrap() {
+        let body = hex::decode(m["body"].as_str().unwrap()).unwrap();
+        let again = match m["message"].as_str().unwrap() {
+            "hello" => flow1::Hello::decode_body(&body).unwrap().encode_body(),
+            "server_proof" => flow1::ServerProof::decode_body(&body)
+                .unwrap()
+                .encode_body(),
+            "credential_request" => flow1::CredentialRequest::decode_body(&body)
+                .unwrap()
+                .encode_body(),
+            "credential_response" => flow1::CredentialResponse::decode_body(&body)
+                .unwrap()
+                .encode_body(),
+            "outcome_report" => flow1::OutcomeReport::decode_body(&body)
+                .unwrap()
+                .encode_body(),
+            "outcome_ack" => flow1::OutcomeAck::decode_body(&body).unwrap().encode_body(),
+            "revocation_query" => flow1::RevocationQuery::decode_body(&body)
+                .unwrap()
+                .encode_body(),
+            "revocation_verdict" => flow1::RevocationVerdict::decode_body(&body)
+                .unwrap()
+                .encode_body(),
+            _ => flow1::DeviceReport::decode(&body)
+                .unwrap()
+                .encode()
+                .to_vec(),
+        };
+        assert_eq!(again, body, "{}", m["message"]);
     }
 }
