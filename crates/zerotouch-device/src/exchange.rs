@@ -71,12 +71,17 @@ impl Exchange {
         Some(self.transmit())
     }
 
-    /// An unsigned error arrived: retry no sooner than the server asked, nor sooner than the
-    /// back-off, and never sooner than already planned (an injected error cannot speed up
-    /// retransmissions). A valid answer is still accepted meanwhile.
-    pub(crate) fn hint(&mut self, now: Instant, retry_after_s: u32) {
+    /// An unsigned error arrived: retry no sooner than the server asked (up to the longest
+    /// timeout), nor sooner than the back-off, and never sooner than already planned (an
+    /// injected error cannot speed up retransmissions). Each hint uses up one retransmission,
+    /// so errors injected before every deadline cannot hold the session open for ever: the
+    /// session still fails after the retransmission budget. A valid answer is still accepted
+    /// meanwhile.
+    pub(crate) fn hint(&mut self, now: Instant, retry_after_s: u32, retry: &RetryPolicy) {
+        self.retransmits = self.retransmits.saturating_add(1);
         let wait = u64::from(retry_after_s)
             .saturating_mul(1000)
+            .min(retry.max_timeout_ms)
             .max(self.timeout_ms);
         self.deadline = self.deadline.max(after(now, wait));
     }

@@ -305,7 +305,7 @@ impl<S: Signer, St: DeviceState> DeviceSession<S, St> {
             Body::Plain(bytes) if envelope.header.tag == MessageTag::Error => {
                 match ErrorMessage::decode_body(&bytes) {
                     Ok(msg) => {
-                        ex.hint(now, msg.retry_after_s);
+                        ex.hint(now, msg.retry_after_s, &self.config.retry);
                         self.events.push_back(Event::ServerHint {
                             code: msg.code,
                             retry_after_s: msg.retry_after_s,

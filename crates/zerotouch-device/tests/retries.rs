@@ -107,7 +107,9 @@ fn unsigned_error_is_only_a_hint() {
     assert!(dev.transmits().is_empty());
     let retry_at = dev.s.poll_timeout().unwrap();
     assert!(retry_at > timer);
-    assert!(retry_at.0 >= dev.now.0 + 60_000);
+    // The server's delay is honoured up to the longest timeout (8 s here), no further: an
+    // unsigned error cannot park the device.
+    assert_eq!(retry_at.0, dev.now.0 + 8_000);
     // An error cannot bring the retry forward.
     dev.recv(
         Path::Setup,
@@ -144,4 +146,42 @@ fn unsigned_error_is_only_a_hint() {
             revocation_checked: true
         }]
     );
+}
+
+#[test]
+fn injected_errors_cannot_hold_a_session_open() {
+    let mut dev = Dev::new(None);
+    let hello = dev.hello();
+    let sid = session_of(&hello);
+    let started = dev.now;
+    // An attacker answers every wait with an error asking for the longest delay.
+    let mut failed = false;
+    for _ in 0..20 {
+        dev.recv(
+            Path::Setup,
+            &error(
+                sid,
+                MessageTag::ServerProof,
+                ErrorCode::RateLimited,
+                u32::MAX,
+            ),
+        );
+        let timer = dev.s.poll_timeout().unwrap();
+        assert!(
+            timer.0 <= dev.now.0 + 8_000,
+            "a hint waits at most the longest timeout"
+        );
+        dev.fire();
+        if dev
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::SessionFailed { .. }))
+        {
+            failed = true;
+            break;
+        }
+        dev.transmits();
+    }
+    assert!(failed, "the session fails within its retransmission budget");
+    assert!(dev.now.0 - started.0 <= 3 * 8_000, "bounded in time too");
 }

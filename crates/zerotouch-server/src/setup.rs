@@ -396,12 +396,13 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             return Err(Refusal::ClientKeyMismatch);
         }
         let key_id = device_key.key_id();
-        let device = self.admit(&key_id, now).await?;
-        let account = self.account_of(&key_id).await?;
+        // Negotiation first: its errors must not tell a known device from an unknown one.
         let version = negotiate_version(&hello.versions, SUPPORTED_VERSIONS)
             .map_err(|_| Refusal::UnsupportedVersion)?;
         let suite = negotiate_suite(&hello.suites, &self.config.suites)
             .map_err(|_| Refusal::NoCommonSuite)?;
+        let device = self.admit(&key_id, now).await?;
+        let account = self.account_of(&key_id).await?;
         let revoked = self.revoked_keys().await?;
         let trusted: Vec<KeyId> = hello
             .trusted_keys
@@ -528,13 +529,34 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             self.p(),
         )?;
         // From here on the device's key proof holds: what follows may count against it.
+        // Everything that can refuse without the device being at fault is checked before the
+        // nonce is consumed, so a retransmission after such a refusal is not taken for a replay.
+        let request = CredentialRequest::decode_body(payload)?;
+        if self.account_of(&state.device).await? != state.account {
+            // Moved to another account since the hello: its networks are no longer this
+            // account's to give.
+            return Err(Refusal::NotAssociated);
+        }
+        let revoked = self.revoked_keys().await?;
+        let signer = self
+            .usable_setup_signer(&state.server_key, &revoked)
+            .ok_or(Refusal::NoUsableKey)?;
+        self.spend_signature(&state.device, now).await?;
         match self
             .store
             .consume_nonce(state.server_nonce, sid, now)
             .await?
         {
             NonceUse::Consumed => {}
-            NonceUse::AlreadyUsed | NonceUse::WrongSession => return Err(Refusal::Replay),
+            NonceUse::AlreadyUsed => {
+                // An identical copy may have won a race in another process: answer with its
+                // stored response if there is one.
+                return match self.stored(response_key, &digest, now).await? {
+                    Some(r) => Ok(r),
+                    None => Err(Refusal::Replay),
+                };
+            }
+            NonceUse::WrongSession => return Err(Refusal::Replay),
             NonceUse::Expired | NonceUse::Unknown => return Err(Refusal::SessionExpired),
         }
         let finished = SetupSession {
@@ -542,7 +564,6 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             sealing_key: zeroize::Zeroizing::new(Vec::new()),
             ..state.clone()
         };
-        let request = CredentialRequest::decode_body(payload)?;
         let report = match self.open_report(&state, &request) {
             Ok(r) => r,
             Err(refusal) => {
@@ -618,11 +639,6 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             encapsulated_key: sealed.map(|s| s.encapsulated_key).unwrap_or_default(),
             entries,
         };
-        let revoked = self.revoked_keys().await?;
-        let signer = self
-            .usable_setup_signer(&state.server_key, &revoked)
-            .ok_or(Refusal::NoUsableKey)?;
-        self.spend_signature(&state.device, now).await?;
         let bytes = self.sign(
             MessageTag::CredentialResponse,
             sid,
@@ -631,15 +647,20 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             response.encode_body(),
             signer,
         )?;
-        self.store
-            .record_scan_report(scan_report(&state.device, sid, &report, now))
-            .await?;
         let bytes = match self
             .keep(response_key, digest, bytes, record.expires_at)
             .await?
         {
             Kept::Ours(b) | Kept::Theirs(b) => b,
         };
+        // Support data only: failing to keep it must not cost the device its credentials.
+        if let Err(e) = self
+            .store
+            .record_scan_report(scan_report(&state.device, sid, &report, now))
+            .await
+        {
+            warn!(error = %e, "scan report not recorded");
+        }
         self.finish(sid, record.version, &finished, record.expires_at, now)
             .await?;
         let sealed_count = plan

@@ -851,3 +851,68 @@ async fn expired_rows_are_purged_on_the_side() {
     let purged = w.service.purge_expired(later).await.unwrap();
     assert_eq!(purged.sessions, 0, "the handler already purged them");
 }
+
+#[tokio::test]
+async fn a_device_moved_to_another_account_after_its_hello_gets_nothing() {
+    let w = world(no_pin()).await;
+    let mut c = Client::new(1, &w.pinned);
+    proof_for(&w, &mut c, T0).await;
+    w.service
+        .register_device(
+            w.registrar,
+            &label(1, true),
+            w.other_account,
+            ReassociationProof::None,
+            T0,
+        )
+        .await
+        .unwrap();
+    let req = c.request(&report(None));
+    let r = w.service.handle(&req, &direct(), T0, &mut fresh()).await;
+    assert_eq!(code_of(&r), Some(ErrorCode::NotAuthorized));
+}
+
+#[tokio::test]
+async fn negotiation_errors_do_not_tell_known_devices_from_unknown_ones() {
+    let w = world(no_pin()).await;
+    for seed in [1, 3] {
+        let mut c = Client::new(seed, &w.pinned);
+        c.suites = vec![CipherSuite {
+            kem: 0x7777,
+            kdf: 1,
+            aead: 3,
+        }];
+        let r = w
+            .service
+            .handle(&c.hello(), &direct(), T0, &mut fresh())
+            .await;
+        assert_eq!(code_of(&r), Some(ErrorCode::NoCommonSuite), "device {seed}");
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_before_the_nonce_is_used_leaves_the_request_retryable() {
+    let config = ServiceConfig {
+        signatures_per_hour: 1,
+        ..no_pin()
+    };
+    let w = world(config).await;
+    let hour_end = Instant(T0.0 - T0.0 % 3_600_000 + 3_600_000);
+    let before = Instant(hour_end.0 - 10_000);
+    let mut c = Client::new(1, &w.pinned);
+    proof_for(&w, &mut c, before).await;
+    let req = c.request(&report(None));
+    // The proof spent this hour's one signature: refused, and the nonce is left unused…
+    let r = w
+        .service
+        .handle(&req, &direct(), before, &mut fresh())
+        .await;
+    assert_eq!(code_of(&r), Some(ErrorCode::RateLimited));
+    // …so the identical request, retransmitted in the next hour within the nonce's life,
+    // gets its credentials.
+    let after = Instant(hour_end.0 + 1_000);
+    let r = w.service.handle(&req, &direct(), after, &mut fresh()).await;
+    let (response, opened) = c.open_response(&req, &r, &w.pinned);
+    assert_eq!(response.entries.len(), 2);
+    assert_eq!(opened.len(), 2);
+}
