@@ -913,19 +913,26 @@ fn verify_proof<'a>(
 /// proof in the credential request does).
 fn identity_key(identity: &DeviceIdentityRef) -> Option<PublicKey> {
     match identity {
-        DeviceIdentityRef::Certificate(der) => DeviceCertificate::from_der(der)
-            .ok()
-            .map(|c| c.public_key().clone()),
-        DeviceIdentityRef::PublicKey(der) => PublicKey::from_spki_der(der).ok(),
+        DeviceIdentityRef::Certificate(der) => key_of(true, der),
+        DeviceIdentityRef::PublicKey(der) => key_of(false, der),
     }
 }
 
 /// The device key a stored record holds.
 fn record_key(device: &DeviceRecord) -> Option<PublicKey> {
     match &device.identity {
-        DeviceIdentity::Certificate(der) => DeviceCertificate::from_der(der)
+        DeviceIdentity::Certificate(der) => key_of(true, der),
+        DeviceIdentity::PublicKey(der) => key_of(false, der),
+    }
+}
+
+/// The public key in a DER certificate or SubjectPublicKeyInfo.
+fn key_of(certificate: bool, der: &[u8]) -> Option<PublicKey> {
+    if certificate {
+        DeviceCertificate::from_der(der)
             .ok()
-            .map(|c| c.public_key().clone()),
-        DeviceIdentity::PublicKey(der) => PublicKey::from_spki_der(der).ok(),
+            .map(|c| c.public_key().clone())
+    } else {
+        PublicKey::from_spki_der(der).ok()
     }
 }
