@@ -45,4 +45,6 @@ pub use scenario::{
     HOME_2G_PASSPHRASE, Household, NEIGHBOUR_PASSPHRASE, household, household_air, household_sim,
     runtime,
 };
-pub use sim::{DeviceSpec, Outcome, ROUTER, Reboot, SERVER, Sender, Sent, Sim, SimConfig};
+pub use sim::{
+    DeviceSpec, LinkStats, Outcome, ROUTER, Reboot, SERVER, Sender, Sent, Sim, SimConfig,
+};

@@ -161,6 +161,21 @@ impl Sent {
     }
 }
 
+/// What the links did to the datagrams so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Datagrams put on a link.
+    pub sent: usize,
+    /// Lost by a link.
+    pub lost: usize,
+    /// Delivered twice.
+    pub duplicated: usize,
+    /// Delivered after a datagram sent later in the same direction.
+    pub reordered: usize,
+    /// Dropped by the setup network's engine.
+    pub dropped_by_setup_network: usize,
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -219,6 +234,9 @@ pub struct Sim<St> {
     sent_tags: Vec<MessageTag>,
     trace: Vec<Sent>,
     events: Vec<(Instant, Event)>,
+    stats: LinkStats,
+    /// Highest sequence delivered towards the server and towards the device.
+    last_delivered: [u64; 2],
 }
 
 impl<St: Store> Sim<St> {
@@ -260,9 +278,28 @@ impl<St: Store> Sim<St> {
             sent_tags: Vec::new(),
             trace: Vec::new(),
             events: Vec::new(),
+            stats: LinkStats::default(),
+            last_delivered: [0; 2],
         };
         sim.device = Some(sim.boot_device()?);
         Ok(sim)
+    }
+
+    /// Replaces the setup network's engine with one enforcing `policy` in `mode` (the device
+    /// is not on it yet).
+    pub fn set_setup_network(
+        &mut self,
+        policy: SetupNetworkPolicy,
+        mode: NetworkMode,
+    ) -> Result<(), SimError> {
+        self.network = SetupNetwork::new(policy, mode, self.now)?;
+        self.on_setup_network = false;
+        Ok(())
+    }
+
+    /// What the links did so far.
+    pub fn link_stats(&self) -> LinkStats {
+        self.stats
     }
 
     /// Puts `adversary` on the links.
@@ -584,6 +621,13 @@ impl<St: Store> Sim<St> {
             };
             link.arrivals(self.now, &mut self.link_rng)
         };
+        self.stats.sent += 1;
+        match (dropped.is_some(), arrivals.len()) {
+            (true, _) => self.stats.dropped_by_setup_network += 1,
+            (false, 0) => self.stats.lost += 1,
+            (false, 1) => {}
+            (false, _) => self.stats.duplicated += 1,
+        }
         for at in &arrivals {
             self.seq = self.seq.wrapping_add(1);
             self.in_flight.push(InFlight {
@@ -641,6 +685,12 @@ impl<St: Store> Sim<St> {
 
     fn deliver(&mut self, d: InFlight) {
         let now = self.now;
+        if let Some(last) = self.last_delivered.get_mut(usize::from(d.to_server)) {
+            if d.seq < *last {
+                self.stats.reordered += 1;
+            }
+            *last = (*last).max(d.seq);
+        }
         if !d.to_server {
             if d.path == Path::Setup && !self.on_setup_network {
                 return; // the device has left the network the answer was sent on
