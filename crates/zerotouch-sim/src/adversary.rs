@@ -1,7 +1,7 @@
 //! Who sits on the links: a hook that sees every datagram before its link and may change,
 //! drop, replay or add to it.
 
-use zerotouch_core::Instant;
+use zerotouch_core::{Instant, Transport};
 use zerotouch_device::Path;
 
 /// What an adversary puts on the links after seeing a device's datagram.
@@ -11,6 +11,9 @@ pub struct Wire {
     pub to_server: Vec<Vec<u8>>,
     /// Sent back to the device as if from the server (forgeries, replays).
     pub to_device: Vec<Vec<u8>>,
+    /// Relayed to the server over another transport (no client certificate); the answers
+    /// come back to the device as answers to it would.
+    pub to_server_over: Vec<(Transport, Vec<u8>)>,
 }
 
 impl Wire {
@@ -18,7 +21,7 @@ impl Wire {
     pub fn forward(bytes: Vec<u8>) -> Wire {
         Wire {
             to_server: vec![bytes],
-            to_device: Vec::new(),
+            ..Wire::default()
         }
     }
 }

@@ -201,6 +201,8 @@ struct InFlight {
     to_server: bool,
     path: Path,
     bytes: Vec<u8>,
+    /// The transport the server sees, when an adversary relays it over another one.
+    relayed_over: Option<Transport>,
 }
 
 type Device = DeviceSession<SoftwareSigner, MemoryDeviceState>;
@@ -597,16 +599,34 @@ impl<St: Store> Sim<St> {
     }
 
     fn send_from_device(&mut self, path: Path, bytes: Vec<u8>) {
+        // Sending over the setup network means associating with it first.
+        if path == Path::Setup && !self.on_setup_network {
+            let admitted = matches!(
+                self.network.client_joined(self.spec.mac(), self.now),
+                JoinDecision::Admitted { .. }
+            );
+            self.on_setup_network = admitted;
+        }
         let wire = self.adversary.on_device_datagram(self.now, path, bytes);
         for b in wire.to_server {
-            self.put_on_link(Sender::Device, true, path, b);
+            self.put_on_link(Sender::Device, true, path, b, None);
+        }
+        for (transport, b) in wire.to_server_over {
+            self.put_on_link(Sender::Adversary, true, path, b, Some(transport));
         }
         for b in wire.to_device {
-            self.put_on_link(Sender::Adversary, false, path, b);
+            self.put_on_link(Sender::Adversary, false, path, b, None);
         }
     }
 
-    fn put_on_link(&mut self, sender: Sender, to_server: bool, path: Path, bytes: Vec<u8>) {
+    fn put_on_link(
+        &mut self,
+        sender: Sender,
+        to_server: bool,
+        path: Path,
+        bytes: Vec<u8>,
+        relayed_over: Option<Transport>,
+    ) {
         let dropped = if path == Path::Setup {
             self.setup_network_decision(to_server, bytes.len())
         } else {
@@ -636,6 +656,7 @@ impl<St: Store> Sim<St> {
                 to_server,
                 path,
                 bytes: bytes.clone(),
+                relayed_over,
             });
         }
         self.trace.push(Sent {
@@ -651,11 +672,8 @@ impl<St: Store> Sim<St> {
     /// The setup network's engine decides on a datagram crossing the router.
     fn setup_network_decision(&mut self, to_server: bool, len: usize) -> Option<DropReason> {
         let mac = self.spec.mac();
-        if to_server && !self.on_setup_network {
-            match self.network.client_joined(mac, self.now) {
-                JoinDecision::Admitted { .. } => self.on_setup_network = true,
-                _ => return Some(DropReason::UnknownClient),
-            }
+        if !self.on_setup_network {
+            return Some(DropReason::UnknownClient);
         }
         let (protocol, port, peer) = match self.spec.transport {
             Transport::Dns => (Protocol::Udp, 53, ROUTER),
@@ -700,7 +718,13 @@ impl<St: Store> Sim<St> {
             }
             return;
         }
-        let from = self.transport_identity(d.path);
+        let from = match d.relayed_over {
+            Some(transport) => TransportIdentity::Direct {
+                transport,
+                client_key: None,
+            },
+            None => self.transport_identity(d.path),
+        };
         let answer = self.rt.block_on(self.deployment.service.handle(
             &d.bytes,
             &from,
@@ -708,7 +732,7 @@ impl<St: Store> Sim<St> {
             &mut self.server_rng,
         ));
         for b in self.adversary.on_server_answer(now, d.path, answer) {
-            self.put_on_link(Sender::Server, false, d.path, b);
+            self.put_on_link(Sender::Server, false, d.path, b, None);
         }
     }
 
