@@ -124,7 +124,8 @@ fn reboot_points() -> Vec<(String, Reboot)> {
             Reboot::AfterSending(tag, n),
         ));
     }
-    let events: [(&str, fn(&Event) -> bool); 6] = [
+    type Named = (&'static str, fn(&Event) -> bool);
+    let events: [Named; 6] = [
         ("ScanRequested", |e| matches!(e, Event::ScanRequested)),
         ("ServerAuthenticated", |e| {
             matches!(e, Event::ServerAuthenticated { .. })
