@@ -31,6 +31,7 @@ mod air;
 mod deployment;
 mod error;
 mod link;
+mod recording_rng;
 mod scenario;
 mod sim;
 
@@ -41,6 +42,7 @@ pub use deployment::{
 };
 pub use error::SimError;
 pub use link::LinkConditions;
+pub use recording_rng::RecordingRng;
 pub use scenario::{
     HOME_2G_PASSPHRASE, Household, NEIGHBOUR_PASSPHRASE, household, household_air, household_sim,
     runtime,

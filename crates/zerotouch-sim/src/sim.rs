@@ -26,6 +26,7 @@ use crate::adversary::{Adversary, NoAdversary};
 use crate::air::Air;
 use crate::deployment::{Deployment, EPOCH};
 use crate::link::LinkConditions;
+use crate::recording_rng::RecordingRng;
 
 /// Most steps one [`Sim::run_until`] takes: every loop here is bounded.
 const MAX_STEPS: usize = 200_000;
@@ -224,7 +225,9 @@ pub struct Sim<St> {
     network: SetupNetwork,
     adversary: Box<dyn Adversary>,
     now: Instant,
-    device_rng: ChaCha20Rng,
+    device_rng: RecordingRng,
+    /// The device's random draws, each with the number of trace entries before it.
+    draws: Vec<(usize, Vec<u8>)>,
     server_rng: ChaCha20Rng,
     link_rng: ChaCha20Rng,
     in_flight: Vec<InFlight>,
@@ -268,7 +271,8 @@ impl<St: Store> Sim<St> {
             network,
             adversary: Box::new(NoAdversary),
             now,
-            device_rng: stream(0),
+            device_rng: RecordingRng::new(stream(0)),
+            draws: Vec::new(),
             server_rng: stream(1),
             link_rng: stream(2),
             in_flight: Vec::new(),
@@ -371,6 +375,13 @@ impl<St: Store> Sim<St> {
     /// Every event the device emitted, with its time.
     pub fn events(&self) -> &[(Instant, Event)] {
         &self.events
+    }
+
+    /// Every random value the device drew, in order, each with the number of trace entries
+    /// sent before it (so the draws before entry `i` produced the device's messages from
+    /// `i` on).
+    pub fn device_draws(&self) -> &[(usize, Vec<u8>)] {
+        &self.draws
     }
 
     /// How many times the device has booted.
@@ -519,6 +530,11 @@ impl<St: Store> Sim<St> {
 
     /// Drains the device's transmits and events; returns the first event matching `stop`.
     fn drain_device(&mut self, stop: &impl Fn(&Event) -> bool) -> Option<Event> {
+        // Whatever the device drew went into what it is about to send.
+        let at = self.trace.len();
+        for d in self.device_rng.take_draws() {
+            self.draws.push((at, d));
+        }
         let mut stopped = None;
         for _ in 0..10_000 {
             let Some(device) = self.device.as_mut() else {
