@@ -19,6 +19,15 @@ pub enum DeviceError {
     /// The configured identity is empty or longer than a hello carries (800 bytes).
     #[error("the identity must be 1 to 800 bytes")]
     IdentityLength,
+    /// The hello this configuration would send (identity, suites and every pinned setup key)
+    /// is longer than the wire allows: the server would refuse every one.
+    #[error("the hello would be {len} bytes, over the {limit}-byte limit")]
+    HelloTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The configured identity names another key than the signer's.
     #[error("the configured identity is not the signer's key")]
     IdentityMismatch,

@@ -206,6 +206,25 @@ impl<S: Signer, St: DeviceState> DeviceSession<S, St> {
         }
         persisted.dropped_keys = pinned.dropped().to_vec();
         persisted.indication = pinned.indication();
+        // The longest hello this device can send: with every pinned key still trusted.
+        let mut offered = pinned.trusted_key_ids(KeyRole::SetupSigning);
+        offered.truncate(MAX_TRUSTED_KEYS);
+        let longest = Hello {
+            versions: OFFERED_VERSIONS.to_vec(),
+            suites: config.suites.clone(),
+            identity: config.identity.clone(),
+            trusted_keys: offered,
+            device_nonce: Nonce([0; 16]),
+        };
+        let len = plain_envelope(
+            header(MessageTag::Hello, SessionId([0; 16])),
+            longest.encode_body(),
+        )
+        .len();
+        let limit = MessageTag::Hello.max_len();
+        if len > limit {
+            return Err(DeviceError::HelloTooLong { len, limit });
+        }
         let resume_pending = persisted.in_progress.is_some();
         let mut session = DeviceSession {
             config,

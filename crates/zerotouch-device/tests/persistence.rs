@@ -113,6 +113,37 @@ fn persisted_state_round_trips() {
 }
 
 #[test]
+fn a_configuration_whose_hello_would_exceed_the_wire_limit_is_refused() {
+    // An 800-byte certificate fits a hello with the usual pinned keys, not with eight.
+    let mut cfg = config(None);
+    cfg.identity = zerotouch_core::flow1::DeviceIdentityRef::Certificate(vec![0x30; 800]);
+    assert!(
+        DeviceSession::new(
+            cfg.clone(),
+            pinned(),
+            device_key(),
+            MemoryDeviceState::new()
+        )
+        .is_ok()
+    );
+    use zerotouch_core::{PinnedKey, PinnedKeys};
+    let many = PinnedKeys::new(
+        (0..8)
+            .map(|i| {
+                PinnedKey::new(
+                    KeyRole::SetupSigning,
+                    key(&format!("setup {i}")).public_key().clone(),
+                )
+            })
+            .collect(),
+    );
+    assert!(matches!(
+        DeviceSession::new(cfg, many, device_key(), MemoryDeviceState::new()),
+        Err(DeviceError::HelloTooLong { limit: 1024, .. })
+    ));
+}
+
+#[test]
 fn unusable_configurations_are_refused() {
     let mut cfg = config(None);
     cfg.suites.clear();
