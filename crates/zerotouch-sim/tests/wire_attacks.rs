@@ -492,7 +492,9 @@ fn a_request_from_an_https_session_replayed_into_a_dns_session_is_refused() {
     assert_eq!(https.run(), complete(true));
     let hello = sent_by_device(&https, MessageTag::Hello)[0].clone();
     let request = sent_by_device(&https, MessageTag::CredentialRequest)[0].clone();
-    // Another server process, same records: the hello opens a DNS session there.
+    // Another server process, same records: the hello opens a DNS session there. The request
+    // is refused for two reasons (another proof, another transport); the transport alone is
+    // held by a_device_message_relayed_over_another_transport_makes_the_session_fail.
     let mut other = sim(14);
     let dns = TransportIdentity::Direct {
         transport: Transport::Dns,
