@@ -17,13 +17,17 @@
 #   c. the library's undefined symbols are only mem*/bcmp, unwinding and compiler-runtime ones;
 #   d. a C runner linked with the library alone runs the crates' real API and reports code size
 #      (linked with --gc-sections, minus the same runner not calling the library) and peak heap;
+#      in the sets with `device`, also the code of zerotouch-device (symbols of the linked runner
+#      attributed by name) and the peak heap of its flow-1 session with 30 visible networks;
 #   e. the figures are compared with nostd-check/budgets.txt.
 #
 # Usage: scripts/nostd-check.sh [--write-budgets]
 #   --write-budgets  rewrite nostd-check/budgets.txt from this run's figures (rounded up to
 #                    4 KiB for sizes and 1 KiB for heap). Review the diff: budgets only go down.
 # Environment: CARGO_TARGET_DIR (default nostd-check/target), CC (default gcc),
-#   NOSTD_CHECK_BREAKDOWN=1 also prints the biggest contributors to code size (needs python3).
+#   NOSTD_CHECK_BREAKDOWN=1 also prints the biggest contributors to code size (needs python3),
+#   RUSTFLAGS (the script adds -C symbol-mangling-version=v0; CARGO_ENCODED_RUSTFLAGS would
+#   override it and is refused).
 set -euo pipefail
 
 write_budgets=0
@@ -221,13 +225,37 @@ round_up() { echo $(( ($1 + $2 - 1) / $2 * $2 )); }
 "$cc" -Os -no-pie -DZT_BASELINE -Wl,--gc-sections -o "$work/runner-baseline" nostd-check/runner.c
 read -r base_text base_rodata base_data base_eh base_bss < <(sizes "$work/runner-baseline")
 
+# v0 symbol mangling: demangled names then carry generic arguments, so generic code instantiated
+# for zerotouch-device's types (its sorts, its queues) can be attributed to it. It changes
+# symbol names, and the image by a few bytes (p256-device, when this was added: .text 4 and
+# .rodata 24 bytes smaller than with the default mangling).
+if [[ -n "${CARGO_ENCODED_RUSTFLAGS:-}" ]]; then
+  echo "nostd-check: CARGO_ENCODED_RUSTFLAGS is set; unset it (use RUSTFLAGS)" >&2
+  exit 2
+fi
+build_rustflags="${RUSTFLAGS:+$RUSTFLAGS }-C symbol-mangling-version=v0"
+
+# The code of zerotouch-device in a linked runner: the .text symbols (aliases at one address
+# counted once) whose demangled name names zerotouch_device (its functions, its types' trait
+# impls and drop glue, generic code instantiated for its types), plus the check's entry points
+# `nostd_check::device::entry::*`, never inlined, one per session method it calls, which hold
+# what LTO inlined of the session into its caller. Under LTO code moves between crates: the
+# core's functions inlined into the session count here, and session code inlined elsewhere
+# does not.
+device_symbols() { # executable -> one "size(hex) name" line per symbol
+  nm -S -C --defined-only "$1" \
+    | awk '$3 ~ /^[tTwW]$/' | sort -u -k1,1 \
+    | awk '{ n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", n)
+             if (n ~ /zerotouch_device::/ || n ~ /^nostd_check::device::entry::/) print $2, n }'
+}
+
 declare -A figure
 for i in "${!set_names[@]}"; do
   name=${set_names[$i]} features=${set_features[$i]}
   build_args=(build --release --manifest-path "$manifest" --no-default-features)
   [[ -n "$features" ]] && build_args+=(--features "$features")
   note "$name: cargo ${build_args[*]}"
-  if ! cargo "${build_args[@]}" 2> "$work/build-$name.log"; then
+  if ! RUSTFLAGS="$build_rustflags" cargo "${build_args[@]}" 2> "$work/build-$name.log"; then
     cat "$work/build-$name.log" >&2
     fail "$name: the no_std staticlib does not build (errors above; E0152 'duplicate lang item' means something links std)"
     continue
@@ -275,6 +303,20 @@ for i in "${!set_names[@]}"; do
   figure[$name.allocs]=$(field allocs)
   figure[$name.static_ram_bytes]=$(( data + bss - base_data - base_bss - $(field arena_size) ))
   figure[$name.eh_frame_bytes]=$(( eh - base_eh ))
+  if [[ ",$features," == *,device,* ]]; then
+    # (grep -c, not -q: with pipefail, nm killed by SIGPIPE would fail the test.)
+    if [[ "$(nm "$runner" | grep -c ' _R' || true)" == 0 ]]; then
+      fail "$name: the runner's symbols are not v0-mangled (RUSTFLAGS ignored?): zerotouch-device's code cannot be attributed"
+    else
+      device_symbols "$runner" > "$work/device-symbols-$name"
+      device_code=0
+      while read -r size _; do device_code=$(( device_code + 16#$size )); done < "$work/device-symbols-$name"
+      (( device_code > 0 )) || fail "$name: no symbol of zerotouch-device in the runner"
+      figure[$name.device_code_bytes]=$device_code
+    fi
+    figure[$name.device_session_peak_heap_bytes]=$(field device_session_peak_heap)
+    figure[$name.device_request_len]=$(field device_request_len)
+  fi
 
   if [[ "${NOSTD_CHECK_BREAKDOWN:-0}" == 1 ]] && command -v python3 > /dev/null; then
     note "$name: biggest contributors to .text (bytes, by crate of the symbol):"
@@ -285,10 +327,18 @@ for line in sys.stdin:
     parts = line.split(None, 3)
     if len(parts) < 4 or parts[2] not in "tT":
         continue
+    if parts[3].startswith("nostd_check::device::entry::"):
+        sizes["zerotouch_device (entry points)"] += int(parts[1], 16)
+        continue
     names = re.findall(r"(?:^|[<&( ])(?:mut )?([a-z_][a-z0-9_]*)::", parts[3])
     sizes[names[0] if names else parts[3].strip()[:40]] += int(parts[1], 16)
 for crate, n in sizes.most_common(15):
     print(f"    {n:8d} {crate}")'
+    if [[ -s "$work/device-symbols-$name" ]]; then
+      note "$name: biggest symbols counted as zerotouch-device's code (bytes; all in $work/device-symbols-$name):"
+      while read -r size sym; do printf '    %8d %s\n' $(( 16#$size )) "${sym:0:150}"; done \
+        < <(sort -r "$work/device-symbols-$name" | head -12)
+    fi
   fi
 done
 
@@ -305,6 +355,15 @@ if [[ -f "$budgets" ]]; then
 fi
 
 checked_keys=(code_bytes flash_bytes peak_heap_bytes)
+device_keys=(device_code_bytes device_session_peak_heap_bytes)
+keys_of() { # set name -> the budgeted keys of its figures
+  local key
+  for key in "${checked_keys[@]}" "${device_keys[@]}"; do
+    [[ -n "${figure[$1.$key]:-}" ]] && echo "$key"
+  done
+  return 0
+}
+granule() { [[ $1 == *heap* ]] && echo 1024 || echo 4096; }
 if [[ $write_budgets -eq 1 ]]; then
   {
     echo "# Budgets of scripts/nostd-check.sh: a figure above its budget fails the check."
@@ -317,15 +376,21 @@ if [[ $write_budgets -eq 1 ]]; then
     echo "#   that calls nothing (opt-level z, LTO). Thumb-2 code for a Cortex-M is smaller."
     echo "# flash_bytes: code_bytes plus read-only data (.rodata, .data.rel.ro) and .data."
     echo "# peak_heap_bytes: most heap bytes live at once during zt_check_run (requested sizes,"
-    echo "#   without a general-purpose allocator's overhead)."
+    echo "#   without a general-purpose allocator's overhead), the check's server side included."
+    echo "# device_code_bytes (sets with device): the runner's .text symbols attributed to"
+    echo "#   zerotouch-device by name (its functions, its types' impls and drop glue, generic code"
+    echo "#   instantiated for them, the check's never-inlined entry points into the session)."
+    echo "# device_session_peak_heap_bytes (sets with device): most heap bytes live at once from"
+    echo "#   the device session's creation to its drop, the check's server side excluded, with 30"
+    echo "#   visible networks."
     echo "# *.aim: the long-term aim, shown in the summary, not enforced."
     for name in "${set_names[@]}"; do
       [[ -n "${figure[$name.code_bytes]:-}" ]] || { fail "$name: no figures to write"; continue; }
       echo
-      echo "$name.code_bytes=$(round_up "${figure[$name.code_bytes]}" 4096)"
-      echo "$name.flash_bytes=$(round_up "${figure[$name.flash_bytes]}" 4096)"
-      echo "$name.peak_heap_bytes=$(round_up "${figure[$name.peak_heap_bytes]}" 1024)"
-      for key in "${checked_keys[@]}"; do
+      for key in $(keys_of "$name"); do
+        echo "$name.$key=$(round_up "${figure[$name.$key]}" "$(granule "$key")")"
+      done
+      for key in $(keys_of "$name"); do
         [[ -n "${aim[$name.$key]:-}" ]] && echo "$name.$key.aim=${aim[$name.$key]}"
       done
     done
@@ -341,7 +406,7 @@ fi
 
 for name in "${set_names[@]}"; do
   [[ -n "${figure[$name.code_bytes]:-}" ]] || continue
-  for key in "${checked_keys[@]}"; do
+  for key in $(keys_of "$name"); do
     value=${figure[$name.$key]} limit=${budget[$name.$key]:-}
     if [[ -z "$limit" ]]; then
       fail "$name.$key=$value has no budget in $budgets"
@@ -355,7 +420,7 @@ done
 # f. Summary.
 # ---------------------------------------------------------------------------------------------
 show() { # name key -> "value bytes (budget B, aim A)"
-  local v=${figure[$1.$2]} b=${budget[$1.$2]:-none} a=${aim[$1.$2]:-}
+  local v=${figure[$1.$2]:-?} b=${budget[$1.$2]:-none} a=${aim[$1.$2]:-}
   printf '%s bytes (budget %s%s)' "$v" "$b" "${a:+, aim $a}"
 }
 for name in "${set_names[@]}"; do
@@ -364,6 +429,11 @@ for name in "${set_names[@]}"; do
     "peak_heap=$(show "$name" peak_heap_bytes)"
   echo "nostd-check: $name   arena_high_water=${figure[$name.arena_high_water]} allocations=${figure[$name.allocs]}" \
     "static_ram=${figure[$name.static_ram_bytes]} host_unwind_tables=${figure[$name.eh_frame_bytes]}"
+  if [[ -n "${figure[$name.device_session_peak_heap_bytes]:-}" ]]; then
+    echo "nostd-check: $name   device_code=$(show "$name" device_code_bytes)" \
+      "device_session_peak_heap=$(show "$name" device_session_peak_heap_bytes)" \
+      "credential_request=${figure[$name.device_request_len]} bytes (30 visible networks)"
+  fi
 done
 
 if (( ${#failures[@]} > 0 )); then

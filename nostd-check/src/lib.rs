@@ -15,7 +15,8 @@
 //!   round (the messages a device sends and checks during setup), so the linked code is what
 //!   a device firmware pays for. With `provisioner`, it also runs the setup-network engine
 //!   through a signed order, admission, isolation, rate limits, eviction and closing. With
-//!   `device`, it drives `zerotouch-device` through a whole setup (hello to revocation check).
+//!   `device`, it drives `zerotouch-device` through a whole setup (hello to revocation check)
+//!   with 30 visible networks, and measures the session's own peak heap.
 //! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
 //!
 //! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the
@@ -90,6 +91,25 @@ pub extern "C" fn zt_check_run() -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_peak_heap() -> usize {
     heap::peak()
+}
+
+/// With `device`: the most heap bytes the device session had live at once during the last
+/// [`zt_check_run`], from its creation to its drop, without the check's own server side (see
+/// `src/device.rs`); 0 without `device`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_device_session_peak_heap() -> usize {
+    heap::session_peak()
+}
+
+/// With `device`: the length in bytes of the credential request (with the 30 networks) the
+/// device session sent during the last [`zt_check_run`]; 0 without `device`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_device_request_len() -> usize {
+    #[cfg(feature = "device")]
+    let len = device::request_len();
+    #[cfg(not(feature = "device"))]
+    let len = 0;
+    len
 }
 
 /// Heap bytes live now (0 after a run: nothing leaks).
