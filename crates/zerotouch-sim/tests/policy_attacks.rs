@@ -10,13 +10,15 @@
     clippy::panic
 )]
 
+mod common;
+
 use core::time::Duration;
 use std::path::Path;
 
 use zerotouch_core::flow1::{CredentialResponse, EntryStatus, SetupTranscript};
 use zerotouch_core::{
-    Body, Envelope, ErrorCode, ErrorMessage, Instant, KeyRole, Message, MessageTag,
-    RustCryptoProvider, SessionId, Transport,
+    Body, Envelope, ErrorCode, Instant, KeyRole, Message, MessageTag, RustCryptoProvider,
+    SessionId, Transport,
 };
 use zerotouch_device::{Event, Failure, Trigger};
 use zerotouch_server::{AmbiguousKeyPolicy, ServiceConfig};
@@ -31,6 +33,8 @@ use zerotouch_store::{
     OutcomeStore, RegistrarId, SecurityType, SqliteOptions, SqliteStore, StaticDataKey, Store,
 };
 use zerotouch_store_suite::fixtures;
+
+use common::{error_of, join_attempts, joined, session_failures};
 
 /// The data key the SQLite databases of these tests are sealed with.
 const DATA_KEY: StaticDataKey = StaticDataKey([3; 32]);
@@ -53,41 +57,8 @@ fn show(ssids: &[Vec<u8>]) -> Vec<String> {
         .collect()
 }
 
-/// The SSIDs of every `Join` the device was told to make, in order.
-fn join_attempts<St: Store>(sim: &Sim<St>) -> Vec<Vec<u8>> {
-    sim.events()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Join { ssid, .. } => Some(ssid.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The SSIDs the device ended up on.
-fn joined<St: Store>(sim: &Sim<St>) -> Vec<Vec<u8>> {
-    sim.events()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Joined { ssid } => Some(ssid.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn count_events<St: Store>(sim: &Sim<St>, f: impl Fn(&Event) -> bool) -> usize {
     sim.events().iter().filter(|(_, e)| f(e)).count()
-}
-
-/// Why each session failed, in order.
-fn session_failures<St: Store>(sim: &Sim<St>) -> Vec<Failure> {
-    sim.events()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::SessionFailed { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn session_of(sent: &Sent) -> SessionId {
@@ -123,20 +94,8 @@ fn setup_sessions(trace: &[Sent]) -> Vec<SessionId> {
     out
 }
 
-/// The error message in an answer, if it is one.
-fn error_of(bytes: &[u8]) -> Option<ErrorMessage> {
-    let env = Envelope::decode(bytes).ok()?;
-    if env.header.tag != MessageTag::Error {
-        return None;
-    }
-    let Body::Plain(b) = env.body else {
-        return None;
-    };
-    ErrorMessage::decode_body(&b).ok()
-}
-
 fn code_of(sent: &Sent) -> Option<ErrorCode> {
-    error_of(&sent.bytes).map(|e| e.code)
+    common::code_of(&sent.bytes)
 }
 
 /// Every credential response the server sent to fixture device `seed`, verified the way the

@@ -698,14 +698,3 @@ fn an_unreachable_revocation_service_keeps_the_key_and_completes_unchecked() {
     );
     assert!(sim.storage().stored().unwrap().dropped_keys.is_empty());
 }
-
-fn code_of(bytes: &[u8]) -> Option<ErrorCode> {
-    let env = Envelope::decode(bytes).ok()?;
-    if env.header.tag != MessageTag::Error {
-        return None;
-    }
-    let Body::Plain(b) = env.body else {
-        return None;
-    };
-    ErrorMessage::decode_body(&b).ok().map(|e| e.code)
-}

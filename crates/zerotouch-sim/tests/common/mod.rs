@@ -159,6 +159,40 @@ pub fn joins<St: Store>(sim: &Sim<St>) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// The SSIDs of every `Join` the device was told to make, in order.
+pub fn join_attempts<St: Store>(sim: &Sim<St>) -> Vec<Vec<u8>> {
+    joins(sim).into_iter().map(|(ssid, _)| ssid).collect()
+}
+
+/// Why each session failed, in order.
+pub fn session_failures<St: Store>(sim: &Sim<St>) -> Vec<zerotouch_device::Failure> {
+    sim.events()
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::SessionFailed { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The error message in an answer, if it is one.
+pub fn error_of(bytes: &[u8]) -> Option<ErrorMessage> {
+    let env = Envelope::decode(bytes).ok()?;
+    if env.header.tag != MessageTag::Error {
+        return None;
+    }
+    let Body::Plain(b) = env.body else {
+        return None;
+    };
+    ErrorMessage::decode_body(&b).ok()
+}
+
+/// The error code in an answer, if it is an error.
+pub fn code_of(bytes: &[u8]) -> Option<ErrorCode> {
+    error_of(bytes).map(|e| e.code)
+}
+
+/// The SSIDs the device ended up on.
 pub fn joined<St: Store>(sim: &Sim<St>) -> Vec<Vec<u8>> {
     sim.events()
         .iter()
