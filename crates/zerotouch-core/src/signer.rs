@@ -101,6 +101,19 @@ impl Signer for SoftwareSigner {
     }
 }
 
+/// A shared key: one identity key serves both the protocol session and, on devices with
+/// mutual TLS, the TLS stack's client authentication.
+#[cfg(target_has_atomic = "ptr")]
+impl<T: Signer + ?Sized> Signer for alloc::sync::Arc<T> {
+    fn public_key(&self) -> &PublicKey {
+        (**self).public_key()
+    }
+
+    fn sign(&self, tbs: &ToBeSigned) -> Result<Signature, SignatureError> {
+        (**self).sign(tbs)
+    }
+}
+
 /// A request the device session hands to the firmware: "sign this with your identity key".
 /// The firmware passes it to its secure element (or a [`SoftwareSigner`]) and feeds the
 /// signature back; the session checks the answer before using it.

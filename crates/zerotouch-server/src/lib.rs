@@ -56,6 +56,8 @@
 mod config;
 mod credentials;
 mod error;
+mod measured_store;
+mod metrics;
 mod observed;
 mod refusal;
 mod registrar;
@@ -65,7 +67,9 @@ mod transport_identity;
 
 pub use config::{AmbiguousKeyPolicy, PinPolicy, ServiceConfig};
 pub use error::ServerError;
+pub use measured_store::MeasuredStore;
+pub use metrics::{Labels, ServiceMetrics};
 pub use refusal::Refusal;
 pub use registrar::{ReassociationProof, Registration};
-pub use setup::SetupService;
+pub use setup::{Answer, SetupService};
 pub use transport_identity::TransportIdentity;

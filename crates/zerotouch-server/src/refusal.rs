@@ -51,6 +51,30 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// A stable snake_case name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "malformed",
+            Refusal::UnsupportedVersion => "unsupported_version",
+            Refusal::NoCommonSuite => "no_common_suite",
+            Refusal::UnknownDevice => "unknown_device",
+            Refusal::Blocked => "blocked",
+            Refusal::Locked => "locked",
+            Refusal::NotAssociated => "not_associated",
+            Refusal::Ambiguous => "ambiguous",
+            Refusal::NoUsableKey => "no_usable_key",
+            Refusal::ClientKeyMismatch => "client_key_mismatch",
+            Refusal::BadKeyProof => "bad_key_proof",
+            Refusal::WrongPin => "wrong_pin",
+            Refusal::Replay => "replay",
+            Refusal::SessionExpired => "session_expired",
+            Refusal::SignatureCap => "signature_cap",
+            Refusal::BadReport => "bad_report",
+            Refusal::UnknownKey => "unknown_key",
+            Refusal::Internal => "internal",
+        }
+    }
+
     /// The code the device sees.
     pub fn code(self) -> ErrorCode {
         match self {

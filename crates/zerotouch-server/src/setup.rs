@@ -27,6 +27,7 @@ use zerotouch_store::{
 
 use crate::config::{AmbiguousKeyPolicy, PinPolicy, ServiceConfig};
 use crate::credentials;
+use crate::metrics::ServiceMetrics;
 use crate::observed::{outcome_kind, scan_report};
 use crate::refusal::{Refusal, error_response};
 use crate::session_state::{SetupSession, Stage};
@@ -58,6 +59,7 @@ pub struct SetupService<St, S> {
     config: ServiceConfig,
     provider: RustCryptoProvider,
     last_purge_ms: AtomicU64,
+    metrics: ServiceMetrics,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -66,6 +68,32 @@ fn millis(d: Duration) -> u64 {
 
 fn secs_u32(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+/// The service's answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The bytes to send back: a response, or an unsigned error message.
+    pub bytes: Vec<u8>,
+    /// The kind of message answered, if the request decoded.
+    pub message: Option<MessageTag>,
+    /// Why it was refused, if it was (for logs and metrics; the device sees only its code).
+    pub refusal: Option<Refusal>,
+}
+
+impl Answer {
+    fn refused(
+        header: Option<&Header>,
+        refusal: Refusal,
+        retry_after_s: u32,
+        message: Option<MessageTag>,
+    ) -> Self {
+        Answer {
+            bytes: error_response(header, refusal, retry_after_s),
+            message,
+            refusal: Some(refusal),
+        }
+    }
 }
 
 /// A request seen before (identical bytes, up to ECDSA malleability) or a new one.
@@ -89,7 +117,20 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             config,
             provider: RustCryptoProvider,
             last_purge_ms: AtomicU64::new(0),
+            metrics: ServiceMetrics::default(),
         }
+    }
+
+    /// Counts into `metrics` instead of a private set (share one set between the service and
+    /// a [`crate::MeasuredStore`] under it).
+    pub fn with_metrics(mut self, metrics: ServiceMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The service's metrics, to register into a Prometheus registry.
+    pub fn metrics(&self) -> &ServiceMetrics {
+        &self.metrics
     }
 
     /// The store.
@@ -126,16 +167,41 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         now: Instant,
         rng: &mut R,
     ) -> Vec<u8> {
+        self.answer(request, from, now, rng).await.bytes
+    }
+
+    /// [`Self::handle`], also saying which message it answered and whether it refused it, so
+    /// a transport can set its status (an HTTP code) from the device-visible
+    /// [`Refusal::code`] without decoding anything itself.
+    pub async fn answer<R: CryptoRng + Send>(
+        &self,
+        request: &[u8],
+        from: &TransportIdentity,
+        now: Instant,
+        rng: &mut R,
+    ) -> Answer {
+        let answer = self.answer_uncounted(request, from, now, rng).await;
+        self.metrics.request(answer.message, answer.refusal);
+        answer
+    }
+
+    async fn answer_uncounted<R: CryptoRng + Send>(
+        &self,
+        request: &[u8],
+        from: &TransportIdentity,
+        now: Instant,
+        rng: &mut R,
+    ) -> Answer {
         self.purge_if_due(now).await;
         let envelope = match Envelope::decode(request) {
             Ok(e) => e,
             Err(DecodeError::UnsupportedVersion(v)) => {
                 info!(offered = v, "refused: unsupported version");
-                return error_response(None, Refusal::UnsupportedVersion, 0);
+                return Answer::refused(None, Refusal::UnsupportedVersion, 0, None);
             }
             Err(e) => {
                 info!(error = %e, "refused: undecodable request");
-                return error_response(None, Refusal::Malformed, 0);
+                return Answer::refused(None, Refusal::Malformed, 0, None);
             }
         };
         let h = envelope.header;
@@ -162,10 +228,19 @@ impl<St: Store, S: Signer> SetupService<St, S> {
                 }
             };
             match result {
-                Ok(bytes) => bytes,
+                Ok(bytes) => Answer {
+                    bytes,
+                    message: Some(h.tag),
+                    refusal: None,
+                },
                 Err(refusal) => {
                     info!(reason = ?refusal, "refused");
-                    error_response(Some(&h), refusal, self.retry_after(refusal, now))
+                    Answer::refused(
+                        Some(&h),
+                        refusal,
+                        self.retry_after(refusal, now),
+                        Some(h.tag),
+                    )
                 }
             }
         }
@@ -585,6 +660,9 @@ impl<St: Store, S: Signer> SetupService<St, S> {
                     locked = after.locked_until.is_some(),
                     "wrong or missing PIN"
                 );
+                if after.locked_until.is_some() {
+                    self.metrics.lockout();
+                }
                 self.finish(sid, record.version, &finished, record.expires_at, now)
                     .await?;
                 return Err(Refusal::WrongPin);
@@ -821,6 +899,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
                 at: now,
             })
             .await?;
+        self.metrics.outcome(outcome_kind(report.outcome));
         info!(outcome = ?report.outcome, "outcome recorded");
         Ok(bytes)
     }
@@ -885,6 +964,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         {
             Kept::Ours(b) | Kept::Theirs(b) => b,
         };
+        self.metrics.revocation_check(revoked);
         info!(
             key = %hex::encode(&query.key_id.0[..8]),
             revoked,

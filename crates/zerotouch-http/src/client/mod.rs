@@ -1,0 +1,9 @@
+//! Clients: the device, the provisioner relay, registrars and operators.
+
+pub(crate) mod channel;
+pub(crate) mod device;
+mod identity_key;
+pub(crate) mod registrar;
+pub(crate) mod relay;
+pub(crate) mod tls;
+pub(crate) mod trust;
