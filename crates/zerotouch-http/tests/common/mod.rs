@@ -396,7 +396,10 @@ impl Harness {
     ) -> Result<DeviceRun, HttpError> {
         let mut session = self.session(device, transport, retry);
         let mut radio = TestRadio::around(device.account, self.accounts.len());
-        let mut rng = ChaCha20Rng::seed_from_u64(device.seed());
+        // A fresh stream per run: a device's RNG never repeats its draws across boots.
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut rng = ChaCha20Rng::seed_from_u64(device.seed() ^ (run << 48));
         drive(
             &mut session,
             Trigger::FirstBoot,
