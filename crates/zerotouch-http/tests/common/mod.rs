@@ -92,8 +92,24 @@ pub fn home_passphrase(i: usize) -> Vec<u8> {
     format!("passphrase of home {i}").into_bytes()
 }
 
+/// Certificates from elsewhere (`openssl`) in place of the generated ones.
+#[derive(Default)]
+pub struct Overrides {
+    /// The server's chain, key and the CA devices trust for it.
+    pub server: Option<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+        Vec<u8>,
+    )>,
+    /// More device CAs.
+    pub device_cas: Vec<Vec<u8>>,
+    /// More registrar CAs.
+    pub registrar_cas: Vec<Vec<u8>>,
+}
+
 pub struct Harness {
     pub pki: Pki,
+    pub server_ca_der: Vec<u8>,
     pub dir: tempfile::TempDir,
     pub service: Arc<Service>,
     pub server: Option<RunningServer>,
@@ -121,6 +137,15 @@ impl Harness {
     }
 
     pub async fn start_with(pki: Pki, limits: Limits, accounts: usize) -> Harness {
+        Self::start_custom(pki, Overrides::default(), limits, accounts).await
+    }
+
+    pub async fn start_custom(
+        pki: Pki,
+        overrides: Overrides,
+        limits: Limits,
+        accounts: usize,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("zerotouch.db");
         let metrics = ServiceMetrics::default();
@@ -209,13 +234,25 @@ impl Harness {
         let service = Arc::new(
             SetupService::new(store, ring, ServiceConfig::default()).with_metrics(metrics),
         );
+        let (certificate_chain, private_key, server_ca_der) =
+            overrides.server.unwrap_or_else(|| {
+                (
+                    pki.server.chain(),
+                    pki.server.private_key(),
+                    pki.servers.certificate_der().to_vec(),
+                )
+            });
+        let mut device_cas = vec![pki.manufacturer.certificate_der().to_vec().into()];
+        device_cas.extend(overrides.device_cas.into_iter().map(Into::into));
+        let mut registrar_cas = vec![pki.registrars.certificate_der().to_vec().into()];
+        registrar_cas.extend(overrides.registrar_cas.into_iter().map(Into::into));
         let config = HttpConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             ops_listen: Some("127.0.0.1:0".parse().unwrap()),
-            certificate_chain: pki.server.chain(),
-            private_key: pki.server.private_key(),
-            device_cas: vec![pki.manufacturer.certificate_der().to_vec().into()],
-            registrar_cas: vec![pki.registrars.certificate_der().to_vec().into()],
+            certificate_chain,
+            private_key,
+            device_cas,
+            registrar_cas,
             provisioner_cas: vec![pki.provisioners.certificate_der().to_vec().into()],
             operator_token_sha256: Some(Sha256::digest(&operator_token).into()),
             limits,
@@ -223,6 +260,7 @@ impl Harness {
         let server = serve(config, Arc::clone(&service)).await.unwrap();
         Harness {
             pki,
+            server_ca_der,
             dir,
             service,
             server: Some(server),
@@ -255,7 +293,7 @@ impl Harness {
     /// How devices trust the server: its CA, without a clock.
     pub fn device_trust(&self) -> ServerTrust {
         ServerTrust::Ca {
-            ca_der: self.pki.servers.certificate_der().to_vec(),
+            ca_der: self.server_ca_der.clone(),
             check_dates: false,
         }
     }
@@ -263,7 +301,7 @@ impl Harness {
     /// How registrars and relays trust the server: its CA, with their clock.
     pub fn operator_trust(&self) -> ServerTrust {
         ServerTrust::Ca {
-            ca_der: self.pki.servers.certificate_der().to_vec(),
+            ca_der: self.server_ca_der.clone(),
             check_dates: true,
         }
     }
