@@ -25,6 +25,10 @@
 //!
 //! Unknown, blocked, locked and unowned devices get the same unsigned error. Every request is
 //! handled in a `tracing` span named `flow1` with its session id; no secret is ever logged.
+//! [`SetupService::answer`] also says which message it answered and why it refused, for a
+//! transport's status codes; [`ServiceMetrics`] counts requests by message and result,
+//! outcomes, lock-outs and revocation checks, and [`MeasuredStore`] times every store
+//! operation into it.
 //!
 //! ```
 //! use zerotouch_core::{Instant, KeyRole, ServerKeyRing, SignatureAlgorithm, SigningKey,
