@@ -174,11 +174,7 @@ async fn device_pinning_the_server_key_provisions_and_refuses_another_key() {
 async fn ble_device_relayed_by_a_provisioner_is_authenticated_by_its_key_proof() {
     let h = Harness::start(Limits::default(), 3).await;
     let device = h.make_device(8, SignatureAlgorithm::Ed25519, 2).await;
-    let tls = client_tls_config(
-        Some((h.provisioner_cert.chain(), h.provisioner_cert.private_key())),
-        h.operator_trust(),
-    )
-    .unwrap();
+    let tls = h.provisioner_tls();
     let mut relay = RelayClient::new(h.endpoint(), tls, Transport::Ble).unwrap();
     let run = h
         .provision_over(&device, Transport::Ble, &mut relay, fast_retry())
@@ -196,11 +192,7 @@ async fn relay_that_misstates_the_device_transport_only_fails_the_session() {
     let device = h
         .make_device(9, SignatureAlgorithm::EcdsaP256Sha256, 0)
         .await;
-    let tls = client_tls_config(
-        Some((h.provisioner_cert.chain(), h.provisioner_cert.private_key())),
-        h.operator_trust(),
-    )
-    .unwrap();
+    let tls = h.provisioner_tls();
     let mut relay = RelayClient::new(h.endpoint(), tls, Transport::LocalStream).unwrap();
     let err = h
         .provision_over(&device, Transport::Ble, &mut relay, quick_give_up())
@@ -231,15 +223,7 @@ async fn registrars_register_by_certificate_and_by_token_and_the_audit_log_shows
     )
     .unwrap();
     let mut by_cert = RegistrarClient::new(h.endpoint(), tls, None);
-    let answer = by_cert
-        .register(&RegistrationRequest {
-            label: first.label.encode(),
-            account: h.accounts[0].0,
-            pin: None,
-            owner_consent: None,
-        })
-        .await
-        .unwrap();
+    let answer = by_cert.register(&h.registration(&first, 0)).await.unwrap();
     assert_eq!(answer.result, RegistrationResult::Added);
 
     let tls = client_tls_config(None, h.operator_trust()).unwrap();
@@ -248,12 +232,7 @@ async fn registrars_register_by_certificate_and_by_token_and_the_audit_log_shows
         tls.clone(),
         Some(Zeroizing::new(h.registrar_token.clone())),
     );
-    let request = RegistrationRequest {
-        label: second.label.encode(),
-        account: h.accounts[1].0,
-        pin: None,
-        owner_consent: None,
-    };
+    let request = h.registration(&second, 1);
     assert_eq!(
         by_token.register(&request).await.unwrap().result,
         RegistrationResult::Added
@@ -334,12 +313,7 @@ async fn a_registrar_certificate_the_store_does_not_know_is_refused() {
     let mut client = RegistrarClient::new(h.endpoint(), tls, None);
     let before = h.snapshot();
     let err = client
-        .register(&RegistrationRequest {
-            label: device.label.encode(),
-            account: h.accounts[0].0,
-            pin: None,
-            owner_consent: None,
-        })
+        .register(&h.registration(&device, 0))
         .await
         .unwrap_err();
     assert!(

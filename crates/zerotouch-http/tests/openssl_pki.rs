@@ -44,8 +44,8 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
-/// A P-256 CA: key and self-signed certificate.
-fn make_ca(dir: &Path, name: &str, subject: &str) {
+/// A new P-256 key in `{name}.key`.
+fn make_key(dir: &Path, name: &str) {
     openssl(
         dir,
         &[
@@ -58,6 +58,11 @@ fn make_ca(dir: &Path, name: &str, subject: &str) {
             &format!("{name}.key"),
         ],
     );
+}
+
+/// A P-256 CA: key and self-signed certificate.
+fn make_ca(dir: &Path, name: &str, subject: &str) {
+    make_key(dir, name);
     openssl(
         dir,
         &[
@@ -83,18 +88,7 @@ fn make_ca(dir: &Path, name: &str, subject: &str) {
 /// A leaf with its own new P-256 key, signed by `ca`.
 fn make_leaf(dir: &Path, ca: &str, name: &str, subject: &str, extensions: &str) {
     write(dir, &format!("{name}.ext"), extensions);
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &format!("{name}.key"),
-        ],
-    );
+    make_key(dir, name);
     openssl(
         dir,
         &[

@@ -16,6 +16,44 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The handshake-signature checks both our verifiers delegate to: the provider's, unchanged.
+#[derive(Debug)]
+pub(crate) struct HandshakeSignatures(pub(crate) Arc<CryptoProvider>);
+
+impl HandshakeSignatures {
+    pub(crate) fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    pub(crate) fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    pub(crate) fn schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// A device's TLS client configuration: it presents `certificate_der` and signs with
 /// `identity` (the same key its protocol session signs with), speaks TLS 1.3 only, and
 /// accepts the server `trust` names.

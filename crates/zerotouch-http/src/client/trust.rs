@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use der::Decode as _;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::tls::HandshakeSignatures;
 use crate::HttpError;
 
 /// What a client accepts as the server's certificate.
@@ -79,6 +80,7 @@ pub(crate) struct TrustVerifier {
     trust: ServerTrust,
     roots: RootCertStore,
     provider: Arc<CryptoProvider>,
+    handshake: HandshakeSignatures,
 }
 
 impl TrustVerifier {
@@ -93,6 +95,7 @@ impl TrustVerifier {
         Ok(TrustVerifier {
             trust,
             roots,
+            handshake: HandshakeSignatures(Arc::clone(&provider)),
             provider,
         })
     }
@@ -165,12 +168,7 @@ impl ServerCertVerifier for TrustVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.handshake.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -179,17 +177,10 @@ impl ServerCertVerifier for TrustVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.handshake.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.handshake.schemes()
     }
 }

@@ -85,7 +85,7 @@ pub async fn serve<St: Store, S: Signer + 'static>(
     )?);
     let verifier = ProofOfPossession {
         roles: Arc::clone(&roles),
-        provider: Arc::clone(&provider),
+        handshake: crate::client::tls::HandshakeSignatures(Arc::clone(&provider)),
     };
     let mut tls = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -133,13 +133,15 @@ pub async fn serve<St: Store, S: Signer + 'static>(
     if let Some(addr) = config.ops_listen {
         let ops = TcpListener::bind(addr).await?;
         ops_addr = Some(ops.local_addr()?);
+        // Its own connection count: a flood on the TLS listener must not lock operators out.
+        let ops_tracker = ConnectionTracker::new(64, 16);
         tasks.push(tokio::spawn(accept_loop(
             ops,
             None,
             Listener::Ops,
             Arc::clone(&state),
             roles,
-            tracker,
+            ops_tracker,
             stopped,
             Arc::clone(&draining),
         )));

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
@@ -16,6 +16,7 @@ use rustls::{SignatureScheme, pki_types::TrustAnchor};
 use zerotouch_core::{DeviceCertificate, PublicKey};
 
 use crate::HttpError;
+use crate::client::tls::HandshakeSignatures;
 
 /// The roles a client certificate can have; each has its own CAs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,7 +145,7 @@ impl RoleVerifiers {
 #[derive(Debug)]
 pub(crate) struct ProofOfPossession {
     pub(crate) roles: Arc<RoleVerifiers>,
-    pub(crate) provider: Arc<CryptoProvider>,
+    pub(crate) handshake: HandshakeSignatures,
 }
 
 impl ClientCertVerifier for ProofOfPossession {
@@ -178,12 +179,7 @@ impl ClientCertVerifier for ProofOfPossession {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.handshake.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -192,18 +188,11 @@ impl ClientCertVerifier for ProofOfPossession {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.handshake.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.handshake.schemes()
     }
 }
 

@@ -316,6 +316,37 @@ impl Harness {
         HttpsChannel::new(self.endpoint(), tls)
     }
 
+    /// The TLS configuration of the provisioner (relay) certificate.
+    pub fn provisioner_tls(&self) -> Arc<rustls::ClientConfig> {
+        client_tls_config(
+            Some((
+                self.provisioner_cert.chain(),
+                self.provisioner_cert.private_key(),
+            )),
+            self.operator_trust(),
+        )
+        .unwrap()
+    }
+
+    /// A registration of `device`'s label to account `account`, as CBOR.
+    pub fn registration(
+        &self,
+        device: &TestDevice,
+        account: usize,
+    ) -> zerotouch_http::RegistrationRequest {
+        zerotouch_http::RegistrationRequest {
+            label: device.label.encode(),
+            account: self.accounts[account].0,
+            pin: None,
+            owner_consent: None,
+        }
+    }
+
+    /// [`Self::registration`] encoded.
+    pub fn registration_body(&self, device: &TestDevice, account: usize) -> Vec<u8> {
+        zerotouch_http::api::to_cbor(&self.registration(device, account)).unwrap()
+    }
+
     /// A raw channel presenting a device's certificate.
     pub fn device_channel(&self, device: &TestDevice) -> HttpsChannel {
         HttpsChannel::new(self.endpoint(), self.device_tls(device))
