@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 use zerotouch_core::{SignatureAlgorithm, Transport};
 use zerotouch_device::RetryPolicy;
 use zerotouch_http::{
-    DirectHttps, HttpError, Limits, OperatorClient, RegistrarClient, RegistrationRequest,
-    RegistrationResult, RelayClient, ServerTrust, client_tls_config, device_tls_config,
+    DirectHttps, HttpError, Limits, OperatorClient, RegistrarClient, RegistrationResult,
+    RelayClient, ServerTrust, client_tls_config, device_tls_config,
 };
 use zerotouch_pki::{ClientRole, Validity};
 use zerotouch_store::{OutcomeKind, OutcomeStore};
