@@ -59,6 +59,7 @@ impl RunningServer {
     /// Stops accepting connections, lets requests in flight finish within the configured
     /// grace period, closes idle kept-alive connections, and returns when all is done.
     pub async fn shutdown(self) {
+        // /readyz answers 503 from here on, while connections finish.
         self.draining.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
         for task in self.tasks {
@@ -108,7 +109,7 @@ pub async fn serve<St: Store, S: Signer + 'static>(
         metrics,
         registry,
         operator_token_sha256: config.operator_token_sha256,
-        draining: AtomicBool::new(false),
+        draining: Arc::clone(&draining),
         next_request: AtomicU64::new(0),
     });
     let tracker = ConnectionTracker::new(
@@ -127,7 +128,6 @@ pub async fn serve<St: Store, S: Signer + 'static>(
         Arc::clone(&roles),
         Arc::clone(&tracker),
         stopped.clone(),
-        Arc::clone(&draining),
     ))];
     let mut ops_addr = None;
     if let Some(addr) = config.ops_listen {
@@ -143,7 +143,6 @@ pub async fn serve<St: Store, S: Signer + 'static>(
             roles,
             ops_tracker,
             stopped,
-            Arc::clone(&draining),
         )));
     }
     info!(%local_addr, ?ops_addr, "zerotouch HTTPS server listening");
@@ -165,7 +164,6 @@ async fn accept_loop<St: Store, S: Signer + 'static>(
     roles: Arc<RoleVerifiers>,
     tracker: Arc<ConnectionTracker>,
     mut stopped: watch::Receiver<bool>,
-    draining: Arc<AtomicBool>,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
@@ -200,9 +198,6 @@ async fn accept_loop<St: Store, S: Signer + 'static>(
             state.metrics.connection_closed();
         });
     }
-    // The state's draining flag makes /readyz fail while connections finish.
-    state.draining.store(true, Ordering::Relaxed);
-    draining.store(true, Ordering::Relaxed);
     drop(listener);
     let grace = state.limits.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown())

@@ -51,7 +51,7 @@ pub(crate) struct ServerState<St, S> {
     pub(crate) metrics: HttpMetrics,
     pub(crate) registry: Registry,
     pub(crate) operator_token_sha256: Option<[u8; 32]>,
-    pub(crate) draining: AtomicBool,
+    pub(crate) draining: Arc<AtomicBool>,
     pub(crate) next_request: AtomicU64,
 }
 
