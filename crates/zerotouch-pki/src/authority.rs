@@ -7,6 +7,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
+use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::{FromDer, X509CertificationRequest};
 use zeroize::Zeroizing;
 use zerotouch_core::{PublicKey, SignatureAlgorithm};
 
@@ -131,6 +133,81 @@ impl CertificateAuthority {
         })
     }
 
+    /// Loads a CA from its certificate and private key, both PEM (`CERTIFICATE`; `PRIVATE KEY`
+    /// PKCS#8, or `EC PRIVATE KEY`): a CA made earlier by [`Self::new`] and saved with
+    /// [`Self::to_pem`], or one made with `openssl`.
+    ///
+    /// Refused: a key other than P-256 or Ed25519, a certificate that is not a CA certificate
+    /// (basic constraints with `cA` true), and a certificate whose public key is not the
+    /// private key's (every certificate issued would then fail to verify).
+    pub fn from_pem(certificate_pem: &str, private_key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(private_key_pem)
+            .map_err(|e| PkiError::PrivateKey(format!("not a readable private key PEM: {e}")))?;
+        let algorithm = if key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 {
+            SignatureAlgorithm::EcdsaP256Sha256
+        } else if key.algorithm() == &rcgen::PKCS_ED25519 {
+            SignatureAlgorithm::Ed25519
+        } else {
+            return Err(PkiError::UnsupportedKeyAlgorithm(format!(
+                "CA key is {:?}; P-256 or Ed25519 expected",
+                key.algorithm()
+            )));
+        };
+        let cert = ::pem::parse(certificate_pem)
+            .map_err(|e| PkiError::CaCertificate(format!("not a PEM block: {e}")))?;
+        if cert.tag() != "CERTIFICATE" {
+            return Err(PkiError::CaCertificate(format!(
+                "PEM block is {:?}, not CERTIFICATE",
+                cert.tag()
+            )));
+        }
+        let certificate_der = cert.contents().to_vec();
+        {
+            let (rest, parsed) = x509_parser::parse_x509_certificate(&certificate_der)
+                .map_err(|e| PkiError::CaCertificate(format!("not X.509 DER: {e}")))?;
+            if !rest.is_empty() {
+                return Err(PkiError::CaCertificate(
+                    "trailing bytes after the certificate".into(),
+                ));
+            }
+            let is_ca = matches!(
+                parsed.tbs_certificate.basic_constraints(),
+                Ok(Some(bc)) if bc.value.ca
+            );
+            if !is_ca {
+                return Err(PkiError::CaCertificate(
+                    "not a CA certificate (basic constraints cA is not true)".into(),
+                ));
+            }
+            let certified = PublicKey::from_spki_der(parsed.tbs_certificate.subject_pki.raw)
+                .map_err(|e| {
+                    PkiError::UnsupportedKeyAlgorithm(format!("CA certificate key: {e}"))
+                })?;
+            if certified.algorithm() != algorithm || certified.raw_bytes() != key.public_key_raw() {
+                return Err(PkiError::CaCertificate(
+                    "the certificate does not certify this private key".into(),
+                ));
+            }
+        }
+        let issuer =
+            Issuer::from_ca_cert_der(&CertificateDer::from(certificate_der.as_slice()), key)
+                .map_err(|e| PkiError::CaCertificate(format!("rcgen refused it: {e}")))?;
+        Ok(CertificateAuthority {
+            issuer,
+            certificate_der,
+            algorithm,
+        })
+    }
+
+    /// The CA certificate and its private key (PKCS#8) as PEM, for saving to files and loading
+    /// again with [`Self::from_pem`]. The key's text is zeroized on drop.
+    pub fn to_pem(&self) -> (String, Zeroizing<String>) {
+        (
+            self.certificate_pem(),
+            Zeroizing::new(self.issuer.key().serialize_pem()),
+        )
+    }
+
     /// The CA certificate (DER): what verifiers are configured with.
     pub fn certificate_der(&self) -> &[u8] {
         &self.certificate_der
@@ -173,6 +250,21 @@ impl CertificateAuthority {
         )?;
         let certificate = params.signed_by(&SubjectKey(device_key), &self.issuer)?;
         Ok(certificate.der().to_vec())
+    }
+
+    /// Issues a device certificate for the key a PKCS#10 certificate signing request (DER, or
+    /// PEM `CERTIFICATE REQUEST`) names, exactly as [`Self::issue_device`] does: a device
+    /// (or its secure element) made the key and signed the request, the factory never sees
+    /// the private key. Only the request's key is used; its subject and requested extensions
+    /// are ignored (the CA decides what a device certificate says).
+    pub fn issue_device_from_csr(
+        &self,
+        csr: &[u8],
+        device_type: u32,
+        serial: u64,
+    ) -> Result<Vec<u8>, PkiError> {
+        let key = csr_public_key(csr)?;
+        self.issue_device(&key, device_type, serial)
     }
 
     /// Issues a client certificate for a registrar or provisioner named `common_name`, with a
@@ -233,4 +325,37 @@ impl CertificateAuthority {
             private_key_pkcs8: Zeroizing::new(key.serialize_der()),
         })
     }
+}
+
+/// The public key of a PKCS#10 certificate signing request (DER, or PEM `CERTIFICATE REQUEST`
+/// / `NEW CERTIFICATE REQUEST`), after checking the request's self-signature: a request whose
+/// signature does not verify under the key it names proves nothing and is refused, and so is
+/// a key other than P-256 or Ed25519.
+pub fn csr_public_key(csr: &[u8]) -> Result<PublicKey, PkiError> {
+    let der = if csr.starts_with(b"-----BEGIN") {
+        let block = ::pem::parse(csr)
+            .map_err(|e| PkiError::MalformedSigningRequest(format!("PEM: {e}")))?;
+        if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
+            return Err(PkiError::MalformedSigningRequest(format!(
+                "PEM block is {:?}, not CERTIFICATE REQUEST",
+                block.tag()
+            )));
+        }
+        block.into_contents()
+    } else {
+        csr.to_vec()
+    };
+    let (rest, request) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| PkiError::MalformedSigningRequest(format!("PKCS#10 DER: {e}")))?;
+    if !rest.is_empty() {
+        return Err(PkiError::MalformedSigningRequest(
+            "trailing bytes after the request".into(),
+        ));
+    }
+    let key = PublicKey::from_spki_der(request.certification_request_info.subject_pki.raw)
+        .map_err(|e| PkiError::UnsupportedKeyAlgorithm(format!("signing request key: {e}")))?;
+    request
+        .verify_signature()
+        .map_err(|_| PkiError::SigningRequestSignature)?;
+    Ok(key)
 }

@@ -19,4 +19,18 @@ pub enum PkiError {
     /// The private key PEM or DER could not be read.
     #[error("private key: {0}")]
     PrivateKey(String),
+    /// The CA certificate could not be read, is not a CA certificate, or does not certify the
+    /// private key it came with.
+    #[error("CA certificate: {0}")]
+    CaCertificate(String),
+    /// A key is of an algorithm zerotouch does not use (only P-256 and Ed25519 are).
+    #[error("unsupported key algorithm: {0}")]
+    UnsupportedKeyAlgorithm(String),
+    /// The certificate signing request is not a well-formed PKCS#10 request (DER or PEM).
+    #[error("malformed certificate signing request: {0}")]
+    MalformedSigningRequest(String),
+    /// The certificate signing request's signature does not verify under the key it names, so
+    /// whoever sent it did not prove that they hold that key.
+    #[error("certificate signing request signature does not verify")]
+    SigningRequestSignature,
 }

@@ -11,6 +11,11 @@
 //! Registrar, provisioner and server certificates get a validity period and are generated with
 //! their key.
 //!
+//! A CA is saved and loaded as PEM ([`CertificateAuthority::to_pem`],
+//! [`CertificateAuthority::from_pem`], which also takes CAs made with `openssl`), and a device
+//! that makes its own key sends a PKCS#10 signing request: [`csr_public_key`] checks its
+//! signature and [`CertificateAuthority::issue_device_from_csr`] certifies its key.
+//!
 //! ```
 //! use zerotouch_core::{SignatureAlgorithm, SigningKey};
 //! use zerotouch_pki::{CertificateAuthority, Validity};
@@ -37,7 +42,7 @@ mod error;
 mod issued;
 mod validity;
 
-pub use authority::{CertificateAuthority, ClientRole};
+pub use authority::{CertificateAuthority, ClientRole, csr_public_key};
 pub use error::PkiError;
 pub use issued::IssuedCertificate;
 pub use validity::Validity;
