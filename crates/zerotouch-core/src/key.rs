@@ -168,6 +168,11 @@ impl PublicKey {
         let digest = Sha256::digest(self.to_spki_der());
         KeyId(digest.into())
     }
+
+    /// The key id, hashed by `provider` (so a counting provider sees the hash).
+    pub fn key_id_with(&self, provider: &dyn crate::CryptoProvider) -> KeyId {
+        KeyId(provider.sha256(&[&self.to_spki_der()]))
+    }
 }
 
 impl fmt::Debug for PublicKey {

@@ -65,8 +65,23 @@ enum KemId {
 }
 
 impl SessionKeyPair {
+    /// Whether this build implements `suite` (X25519 needs the `x25519` feature). No key is
+    /// made.
+    pub fn implements(suite: CipherSuite) -> bool {
+        kem_of(suite).is_ok()
+    }
+
     /// A fresh key pair for `suite`.
     pub fn generate<R: CryptoRng>(suite: CipherSuite, rng: &mut R) -> Result<Self, SealError> {
+        Self::generate_dyn(suite, rng)
+    }
+
+    /// One instantiation of the KEM's key generation for every RNG type (flash on devices).
+    pub(crate) fn generate_dyn(
+        suite: CipherSuite,
+        mut rng: &mut dyn CryptoRng,
+    ) -> Result<Self, SealError> {
+        let rng = &mut rng;
         let private = match kem_of(suite)? {
             KemId::P256 => SessionPrivateKey::P256(P256Kem::gen_keypair_with_rng(rng).0),
             #[cfg(feature = "x25519")]
@@ -229,6 +244,20 @@ pub fn seal_to<R: CryptoRng>(
     messages: &[&[u8]],
     rng: &mut R,
 ) -> Result<Sealed, SealError> {
+    seal_to_dyn(suite, recipient, info, aad, messages, rng)
+}
+
+/// One instantiation of the HPKE sender for every RNG type (flash on devices).
+pub(crate) fn seal_to_dyn(
+    suite: CipherSuite,
+    recipient: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    messages: &[&[u8]],
+    mut rng: &mut dyn CryptoRng,
+) -> Result<Sealed, SealError> {
+    type R<'a> = &'a mut dyn CryptoRng;
+    let rng = &mut rng;
     fn seal_with<K: Kem, R: CryptoRng>(
         recipient: &[u8],
         info: &[u8],
@@ -254,8 +283,8 @@ pub fn seal_to<R: CryptoRng>(
         })
     }
     match kem_of(suite)? {
-        KemId::P256 => seal_with::<P256Kem, R>(recipient, info, aad, messages, rng),
+        KemId::P256 => seal_with::<P256Kem, R<'_>>(recipient, info, aad, messages, rng),
         #[cfg(feature = "x25519")]
-        KemId::X25519 => seal_with::<X25519Kem, R>(recipient, info, aad, messages, rng),
+        KemId::X25519 => seal_with::<X25519Kem, R<'_>>(recipient, info, aad, messages, rng),
     }
 }

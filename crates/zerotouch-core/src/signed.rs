@@ -178,7 +178,7 @@ impl SignedBody {
         key: &PublicKey,
         provider: &dyn CryptoProvider,
     ) -> Result<&[u8], SignatureError> {
-        if key.key_id() != self.key_id {
+        if key.key_id_with(provider) != self.key_id {
             return Err(SignatureError::KeyIdMismatch);
         }
         if key.algorithm() != self.algorithm {
@@ -313,7 +313,7 @@ pub fn sign_message(
         signer.algorithm(),
         provider,
     )?;
-    let signature = signer.sign(&pending.request().tbs)?;
+    let signature = provider.sign(signer, &pending.request().tbs)?;
     if signature.algorithm != signer.algorithm() {
         return Err(SignatureError::ResponseMismatch.into());
     }

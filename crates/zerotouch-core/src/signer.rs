@@ -65,18 +65,24 @@ pub trait Signer: Send + Sync {
     }
 }
 
-/// A software key with its public half cached: the default [`Signer`].
+/// A software key with its public half and key id cached: the default [`Signer`].
 #[derive(Clone)]
 pub struct SoftwareSigner {
     key: SigningKey,
     public: PublicKey,
+    key_id: KeyId,
 }
 
 impl SoftwareSigner {
     /// Wraps a software signing key.
     pub fn new(key: SigningKey) -> Self {
         let public = key.public_key();
-        SoftwareSigner { key, public }
+        let key_id = public.key_id();
+        SoftwareSigner {
+            key,
+            public,
+            key_id,
+        }
     }
 
     /// The private key (for writing it to a key file).
@@ -99,6 +105,10 @@ impl Signer for SoftwareSigner {
     fn sign(&self, tbs: &ToBeSigned) -> Result<Signature, SignatureError> {
         self.key.sign(tbs)
     }
+
+    fn key_id(&self) -> KeyId {
+        self.key_id
+    }
 }
 
 /// A shared key: one identity key serves both the protocol session and, on devices with
@@ -111,6 +121,14 @@ impl<T: Signer + ?Sized> Signer for alloc::sync::Arc<T> {
 
     fn sign(&self, tbs: &ToBeSigned) -> Result<Signature, SignatureError> {
         (**self).sign(tbs)
+    }
+
+    fn key_id(&self) -> KeyId {
+        (**self).key_id()
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        (**self).algorithm()
     }
 }
 
@@ -145,7 +163,7 @@ impl SignRequest {
         signature: &Signature,
         provider: &dyn crate::CryptoProvider,
     ) -> Result<(), SignatureError> {
-        if key.key_id() != self.key_id || signature.algorithm != self.algorithm {
+        if signature.algorithm != self.algorithm || key.key_id_with(provider) != self.key_id {
             return Err(SignatureError::ResponseMismatch);
         }
         provider.verify_signature(key, &self.tbs, signature)

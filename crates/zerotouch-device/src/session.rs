@@ -19,10 +19,10 @@ use zerotouch_core::flow1::{
     ServerProof, SetupTranscript, header,
 };
 use zerotouch_core::{
-    Body, Envelope, ErrorMessage, Header, Instant, KeyId, KeyRole, Message, MessageTag, Nonce,
-    Passphrase, PendingSignature, PinnedKeys, ProtocolVersion, RustCryptoProvider, SessionId,
-    SessionKeyPair, SignatureError, SignedBody, Signer, TranscriptHash, check_suite_choice,
-    check_version_choice, seal_to,
+    Body, CryptoProvider, Envelope, ErrorMessage, Header, Instant, KeyId, KeyRole, Message,
+    MessageTag, Nonce, Passphrase, PendingSignature, PinnedKeys, ProtocolVersion,
+    RustCryptoProvider, SessionId, SessionKeyPair, SignatureError, SignedBody, Signer,
+    TranscriptHash, check_suite_choice, check_version_choice,
 };
 
 use crate::config::{DeviceConfig, JoinResult, Path, Transmit, Trigger};
@@ -132,13 +132,17 @@ impl Phase {
 /// [`Event::MessageRefused`] and otherwise ignored, since an attacker on the setup network can
 /// inject anything. Unsigned errors are only hints ([`Event::ServerHint`]): they can delay a
 /// retry but never end a session sooner than silence would, nor drop a key.
-pub struct DeviceSession<S: Signer, St: DeviceState> {
+///
+/// Every hash, signature, verification and HPKE operation goes through the crypto provider
+/// `P`: [`RustCryptoProvider`] unless the session was made with
+/// [`with_provider`](Self::with_provider).
+pub struct DeviceSession<S: Signer, St: DeviceState, P: CryptoProvider = RustCryptoProvider> {
     config: DeviceConfig,
     pinned: PinnedKeys,
     signer: S,
     state: St,
     persisted: PersistedState,
-    provider: RustCryptoProvider,
+    provider: P,
     phase: Phase,
     trigger: Option<Trigger>,
     resume_pending: bool,
@@ -146,7 +150,7 @@ pub struct DeviceSession<S: Signer, St: DeviceState> {
     transmits: VecDeque<Transmit>,
 }
 
-impl<S: Signer, St: DeviceState> core::fmt::Debug for DeviceSession<S, St> {
+impl<S: Signer, St: DeviceState, P: CryptoProvider> core::fmt::Debug for DeviceSession<S, St, P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DeviceSession")
             .field("trigger", &self.trigger)
@@ -169,18 +173,43 @@ impl<S: Signer, St: DeviceState> DeviceSession<S, St> {
     /// session (nothing of the interrupted one is reused: its nonces and keys are gone).
     pub fn new(
         config: DeviceConfig,
+        pinned: PinnedKeys,
+        signer: S,
+        state: St,
+    ) -> Result<Self, DeviceError> {
+        DeviceSession::with_provider(config, pinned, signer, state, RustCryptoProvider)
+    }
+}
+
+impl<S: Signer, St: DeviceState, P: CryptoProvider> DeviceSession<S, St, P> {
+    /// [`new`](DeviceSession::new), with every cryptographic operation of the session (hashes,
+    /// the identity key's signatures, verifications, HPKE key generation, sealing and
+    /// opening) done through `provider`: a faster or hardware-backed backend, or a
+    /// [`zerotouch_core::CountingProvider`] that counts what one session costs.
+    ///
+    /// ```
+    /// # use zerotouch_core::{RustCryptoProvider, CryptoProvider};
+    /// // e.g. `DeviceSession::with_provider(config, pinned, signer, state, provider)`, where
+    /// // `provider` is any `CryptoProvider` (an `Arc` of one works too).
+    /// fn takes<P: CryptoProvider>(_: P) {}
+    /// takes(RustCryptoProvider);
+    /// ```
+    pub fn with_provider(
+        config: DeviceConfig,
         mut pinned: PinnedKeys,
         signer: S,
         mut state: St,
+        provider: P,
     ) -> Result<Self, DeviceError> {
         if config.suites.is_empty() || config.suites.len() > MAX_SUITES {
             return Err(DeviceError::SuiteCount);
         }
-        for suite in &config.suites {
-            // Any 32 bytes below the group order are a valid key for both KEMs: this only
-            // asks whether the build implements the suite.
-            SessionKeyPair::from_private_bytes(*suite, &[1u8; 32])
-                .map_err(|_| DeviceError::UnsupportedSuite(*suite))?;
+        if let Some(suite) = config
+            .suites
+            .iter()
+            .find(|s| !SessionKeyPair::implements(**s))
+        {
+            return Err(DeviceError::UnsupportedSuite(*suite));
         }
         let identity = match &config.identity {
             DeviceIdentityRef::Certificate(d) | DeviceIdentityRef::PublicKey(d) => d,
@@ -232,7 +261,7 @@ impl<S: Signer, St: DeviceState> DeviceSession<S, St> {
             signer,
             state,
             persisted,
-            provider: RustCryptoProvider,
+            provider,
             phase: Phase::Idle,
             trigger: None,
             resume_pending,
@@ -644,17 +673,22 @@ impl<S: Signer, St: DeviceState> DeviceSession<S, St> {
         // `encode` wipes its copies of the PIN; the report's own is wiped when it drops.
         let plaintext = report.encode();
         let DeviceReport { networks, .. } = report;
-        let sealed = seal_to(
-            proof.suite,
-            &proof.sealing_key,
-            REPORT_INFO,
-            &seal_aad(&t2),
-            &[&plaintext],
-            rng,
-        )
-        .map_err(Failure::Seal)?;
+        let sealed = self
+            .provider
+            .hpke_seal(
+                proof.suite,
+                &proof.sealing_key,
+                REPORT_INFO,
+                &seal_aad(&t2),
+                &[&plaintext],
+                rng,
+            )
+            .map_err(Failure::Seal)?;
         drop(plaintext);
-        let session_key = SessionKeyPair::generate(proof.suite, rng).map_err(Failure::Seal)?;
+        let session_key = self
+            .provider
+            .hpke_generate(proof.suite, rng)
+            .map_err(Failure::Seal)?;
         let request = CredentialRequest {
             session_key: session_key.public_key().to_vec(),
             report: SealedReport {
@@ -698,9 +732,10 @@ impl<S: Signer, St: DeviceState> DeviceSession<S, St> {
         }
         let ciphertexts: Vec<&[u8]> = sealed.iter().map(|e| e.ciphertext.as_slice()).collect();
         // One context, entry order: a reordered or dropped entry does not open.
-        let opened = st
-            .session_key
-            .open(
+        let opened = self
+            .provider
+            .hpke_open(
+                &st.session_key,
                 &response.encapsulated_key,
                 CREDENTIALS_INFO,
                 &seal_aad(&st.th),
@@ -987,8 +1022,8 @@ impl<S: Signer, St: DeviceState> DeviceSession<S, St> {
         )
         .map_err(|_| Failure::Signer(SignatureError::RoleNotForTag))?;
         let signature = self
-            .signer
-            .sign(&pending.request().tbs)
+            .provider
+            .sign(&self.signer, &pending.request().tbs)
             .map_err(Failure::Signer)?;
         pending
             .complete(signature, self.signer.public_key(), &self.provider)

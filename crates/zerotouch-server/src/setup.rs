@@ -2,6 +2,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
+use std::sync::Arc;
 
 use rand_core::CryptoRng;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -17,8 +18,8 @@ use zerotouch_core::flow1::{
 use zerotouch_core::{
     Body, CryptoProvider, DecodeError, DeviceCertificate, Envelope, Header, Instant, KeyId,
     KeyRole, KeyState, Message, MessageTag, Nonce, PublicKey, RustCryptoProvider,
-    SUPPORTED_VERSIONS, ServerKeyRing, SessionId, SessionKeyPair, SignedBody, Signer,
-    TranscriptHash, negotiate_suite, negotiate_version, seal_to, sign_message,
+    SUPPORTED_VERSIONS, ServerKeyRing, SessionId, SignedBody, Signer, TranscriptHash,
+    negotiate_suite, negotiate_version, sign_message,
 };
 use zerotouch_store::{
     AccountId, CounterKey, CounterScope, DeviceIdentity, DeviceRecord, NonceUse, PutResponse,
@@ -57,7 +58,7 @@ pub struct SetupService<St, S> {
     store: St,
     keys: ServerKeyRing<S>,
     config: ServiceConfig,
-    provider: RustCryptoProvider,
+    provider: Arc<dyn CryptoProvider>,
     last_purge_ms: AtomicU64,
     metrics: ServiceMetrics,
 }
@@ -115,10 +116,36 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             store,
             keys,
             config,
-            provider: RustCryptoProvider,
+            provider: Arc::new(RustCryptoProvider),
             last_purge_ms: AtomicU64::new(0),
             metrics: ServiceMetrics::default(),
         }
+    }
+
+    /// Does every cryptographic operation of the service through `provider` instead of
+    /// [`RustCryptoProvider`]: hashes (transcripts, key ids, request digests), signatures
+    /// (the provider's [`CryptoProvider::sign`] passes each to the key ring's signer),
+    /// verifications of device proofs, and HPKE key generation, restoring, sealing and
+    /// opening. Use it for a faster backend, or to count what sessions cost with a
+    /// [`zerotouch_core::CountingProvider`]:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use zerotouch_core::{CountingProvider, RustCryptoProvider, ServerKeyRing, SoftwareSigner};
+    /// use zerotouch_server::{ServiceConfig, SetupService};
+    /// use zerotouch_store::MemoryStore;
+    ///
+    /// let counting = Arc::new(CountingProvider::new(RustCryptoProvider));
+    /// let keys: ServerKeyRing<SoftwareSigner> = ServerKeyRing::new();
+    /// let service = SetupService::new(MemoryStore::new(), keys, ServiceConfig::default())
+    ///     .with_provider(counting.clone());
+    /// // ... serve sessions, then read what they cost:
+    /// assert_eq!(counting.counts().sign_p256, 0);
+    /// # drop(service);
+    /// ```
+    pub fn with_provider(mut self, provider: Arc<dyn CryptoProvider>) -> Self {
+        self.provider = provider;
+        self
     }
 
     /// Counts into `metrics` instead of a private set (share one set between the service and
@@ -154,7 +181,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
     }
 
     fn p(&self) -> &dyn CryptoProvider {
-        &self.provider
+        &*self.provider
     }
 
     /// Answers one flow-1 request (hello, credential request, outcome report, revocation
@@ -470,7 +497,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         if from.client_key().is_some_and(|k| *k != device_key) {
             return Err(Refusal::ClientKeyMismatch);
         }
-        let key_id = device_key.key_id();
+        let key_id = device_key.key_id_with(self.p());
         // Negotiation first: its errors must not tell a known device from an unknown one.
         let version = negotiate_version(&hello.versions, SUPPORTED_VERSIONS)
             .map_err(|_| Refusal::UnsupportedVersion)?;
@@ -491,7 +518,10 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             .map_err(|_| Refusal::NoUsableKey)?;
         self.spend_signature(&key_id, now).await?;
 
-        let sealing = SessionKeyPair::generate(suite, rng).map_err(|_| Refusal::Internal)?;
+        let sealing = self
+            .p()
+            .hpke_generate(suite, rng)
+            .map_err(|_| Refusal::Internal)?;
         let server_nonce = Nonce::random(rng);
         let pin_required =
             self.config.pin_policy == PinPolicy::WhenRecorded && device.pin.is_some();
@@ -684,15 +714,16 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             None
         } else {
             Some(
-                seal_to(
-                    state.suite,
-                    &request.session_key,
-                    CREDENTIALS_INFO,
-                    &seal_aad(&th),
-                    &secrets,
-                    rng,
-                )
-                .map_err(|_| Refusal::Malformed)?,
+                self.p()
+                    .hpke_seal(
+                        state.suite,
+                        &request.session_key,
+                        CREDENTIALS_INFO,
+                        &seal_aad(&th),
+                        &secrets,
+                        rng,
+                    )
+                    .map_err(|_| Refusal::Malformed)?,
             )
         };
         let mut ciphertexts = sealed
@@ -758,10 +789,14 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         state: &SetupSession,
         request: &CredentialRequest,
     ) -> Result<DeviceReport, Refusal> {
-        let key = SessionKeyPair::from_private_bytes(state.suite, &state.sealing_key)
+        let key = self
+            .p()
+            .hpke_restore(state.suite, &state.sealing_key)
             .map_err(|_| Refusal::Internal)?;
-        let opened = key
-            .open(
+        let opened = self
+            .p()
+            .hpke_open(
+                &key,
                 &request.report.encapsulated_key,
                 REPORT_INFO,
                 &seal_aad(&state.transcript),
