@@ -5,10 +5,11 @@
 //! carry key ids the fuzzer can keep while it mutates the rest of a signed envelope.
 
 use zerotouch_core::{
-    BarcodePayload, Body, DeviceCertificate, Envelope, ErrorCode, ErrorMessage, Flow, Header,
-    KeyFingerprint, KeyId, KeyRole, Message, MessageTag, Pin, PinnedKey, PinnedKeys,
-    ProtocolVersion, PublicKey, RustCryptoProvider, SessionId, SignatureAlgorithm, Signer,
-    SigningKey, SoftwareSigner, ToBeSigned, TranscriptHash, sign_message,
+    BarcodePayload, Body, CipherSuite, DeviceCertificate, Envelope, ErrorCode, ErrorMessage, Flow,
+    Header, Instant, KeyFingerprint, KeyId, KeyRole, Message, MessageTag, Pin, PinnedKey,
+    PinnedKeys, ProtocolVersion, PublicKey, RustCryptoProvider, SessionId, SessionKeyPair,
+    SignatureAlgorithm, Signer, SigningKey, SoftwareSigner, ToBeSigned, TranscriptHash,
+    sign_message,
 };
 use zerotouch_provisioner::OpenNetworkOrder;
 
@@ -62,13 +63,93 @@ pub fn order_fixture() -> (PublicKey, PinnedKeys) {
     (p, trusted)
 }
 
+/// The receiving side of `factory_manifest_decode`: the keys a server trusts (the fixed
+/// Ed25519 key for manifests, the fixed P-256 key for another role only, so a manifest it
+/// signed is refused even when signatures are not checked) and its manifest import key.
+pub fn manifest_fixture() -> (PinnedKeys, SessionKeyPair) {
+    let [ed, p] = fixed_public_keys();
+    let trusted = PinnedKeys::new(vec![
+        PinnedKey::new(KeyRole::FactoryManifest, ed),
+        PinnedKey::new(KeyRole::SetupSigning, p),
+    ]);
+    let import = match SessionKeyPair::derive(
+        CipherSuite::X25519_SHA256_CHACHA20POLY1305,
+        b"zerotouch fuzz manifest import key",
+    ) {
+        Ok(key) => key,
+        Err(e) => panic!("fixed import key refused: {e:?}"),
+    };
+    (trusted, import)
+}
+
+/// Manifests for `factory_manifest_decode`: with and without secrets, signed by the trusted
+/// key, and one signed by the key trusted only in another role.
+fn manifest_seeds() -> Vec<Seed> {
+    use rand_core::SeedableRng;
+    use zerotouch_factory::{BatchSpec, FactoryManifest, KeySource, make_batch};
+    use zerotouch_pki::{CertificateAuthority, Validity};
+
+    let (_, import) = manifest_fixture();
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([0x33; 32]);
+    let ca = match CertificateAuthority::new(
+        "fuzz devices",
+        SignatureAlgorithm::EcdsaP256Sha256,
+        Validity::years_from_now(1),
+    ) {
+        Ok(ca) => ca,
+        Err(e) => panic!("fuzz CA: {e}"),
+    };
+    let mut out = Vec::new();
+    let cases = [
+        ("secrets", Some(6), true, SignatureAlgorithm::Ed25519),
+        ("no-secrets", None, false, SignatureAlgorithm::Ed25519),
+        (
+            "other-role",
+            Some(12),
+            true,
+            SignatureAlgorithm::EcdsaP256Sha256,
+        ),
+    ];
+    for (name, pin_digits, device_secrets, signer) in cases {
+        let spec = BatchSpec {
+            device_type: 7,
+            first_serial: 1001,
+            count: 2,
+            product_number: "FUZZ1".into(),
+            algorithm: SignatureAlgorithm::Ed25519,
+            pin_digits,
+            device_secrets,
+            pin_iterations: zerotouch_factory::MIN_PIN_ITERATIONS,
+        };
+        let manifest = make_batch(&spec, KeySource::Generate, &ca, &mut rng).and_then(|batch| {
+            FactoryManifest::build(
+                &batch,
+                Instant(ORDER_WALL_MS),
+                import.suite(),
+                import.public_key(),
+                &fixed_signer(signer),
+                &mut rng,
+            )
+        });
+        match manifest {
+            Ok(bytes) => out.push(seed(
+                "factory_manifest_decode",
+                format!("api-{name}"),
+                bytes,
+            )),
+            Err(e) => panic!("manifest seed {name}: {e}"),
+        }
+    }
+    out
+}
+
 /// Whether `needle` occurs contiguously in `haystack`.
 pub fn contains_slice(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Fuzz target names, as in Cargo.toml.
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 9] = [
     "envelope_decode",
     "error_message_decode",
     "barcode_decode",
@@ -76,6 +157,8 @@ pub const TARGETS: [&str; 7] = [
     "spki_decode",
     "signed_verify",
     "open_network_order_decode",
+    "flow1_decode",
+    "factory_manifest_decode",
 ];
 
 /// One seed: the target it is for, a file name, and its bytes.
@@ -353,6 +436,7 @@ pub fn api_seeds() -> Vec<Seed> {
 
     out.extend(order_seeds(&ed, &p));
     out.extend(flow1_seeds(&p));
+    out.extend(manifest_seeds());
 
     // SubjectPublicKeyInfos.
     let ed_spki = ed.public_key().to_spki_der();

@@ -75,3 +75,8 @@ pub use manifest::{
     OpenedManifest, SECRETS_INFO, open_manifest,
 };
 pub use qr::{QR_MODULE_PIXELS, qr_png};
+/// PIN hash iteration counts for [`BatchSpec::pin_iterations`], and the records an opened
+/// manifest holds.
+pub use zerotouch_store::{
+    DEFAULT_PIN_ITERATIONS, DeviceIdentity, DeviceRecord, MIN_PIN_ITERATIONS, PinRecord,
+};

@@ -273,7 +273,18 @@ impl FactoryManifest {
         import_key: &SessionKeyPair,
         now: Instant,
     ) -> Result<OpenedManifest, FactoryError> {
-        let provider = RustCryptoProvider;
+        Self::open_with(bytes, trusted, import_key, now, &RustCryptoProvider)
+    }
+
+    /// [`Self::open`] with the signature checked through `provider` (`RustCryptoProvider`
+    /// normally; a fuzz target passes `InsecureFuzzingProvider` to reach the payload decoder).
+    pub fn open_with(
+        bytes: &[u8],
+        trusted: &dyn KeyLookup,
+        import_key: &SessionKeyPair,
+        now: Instant,
+        provider: &dyn CryptoProvider,
+    ) -> Result<OpenedManifest, FactoryError> {
         if bytes.len() > MAX_MANIFEST_LEN {
             return Err(FactoryError::ManifestTooLarge(format!(
                 "{} bytes; the limit is {MAX_MANIFEST_LEN}",
@@ -307,7 +318,7 @@ impl FactoryManifest {
                 SignatureError::AlgorithmMismatch,
             ));
         }
-        let tbs = ToBeSigned::new(sig_structure(&protected, &payload), &provider);
+        let tbs = ToBeSigned::new(sig_structure(&protected, &payload), provider);
         provider
             .verify_signature(key, &tbs, &signature)
             .map_err(FactoryError::BadSignature)?;
