@@ -182,18 +182,21 @@ impl<S: Signer, St: DeviceState> DeviceSession<S, St> {
 }
 
 impl<S: Signer, St: DeviceState, P: CryptoProvider> DeviceSession<S, St, P> {
-    /// [`new`](DeviceSession::new), with every cryptographic operation of the session (hashes,
-    /// the identity key's signatures, verifications, HPKE key generation, sealing and
-    /// opening) done through `provider`: a faster or hardware-backed backend, or a
-    /// [`zerotouch_core::CountingProvider`] that counts what one session costs.
+    /// [`new`](DeviceSession::new), with every cryptographic operation of the session done
+    /// through `provider`: hashes, the identity key's signatures (the provider's
+    /// [`CryptoProvider::sign`] passes each to the signer), verifications, HPKE key
+    /// generation, sealing and opening. Use it for a hardware-backed backend, or (with `std`)
+    /// to count what one session costs with a [`zerotouch_core::CountingProvider`], shared
+    /// with the caller through an `Arc`:
     ///
+    /// ```text
+    /// let counting = Arc::new(CountingProvider::new(RustCryptoProvider));
+    /// let session = DeviceSession::with_provider(config, pinned, signer, state, counting.clone())?;
+    /// // ... run the session, then read counting.counts()
     /// ```
-    /// # use zerotouch_core::{RustCryptoProvider, CryptoProvider};
-    /// // e.g. `DeviceSession::with_provider(config, pinned, signer, state, provider)`, where
-    /// // `provider` is any `CryptoProvider` (an `Arc` of one works too).
-    /// fn takes<P: CryptoProvider>(_: P) {}
-    /// takes(RustCryptoProvider);
-    /// ```
+    ///
+    /// `benches/tests/crypto_operations.rs` does exactly that for the table of operations in
+    /// `docs/PROTOCOL.md` section 15.7.
     pub fn with_provider(
         config: DeviceConfig,
         mut pinned: PinnedKeys,
