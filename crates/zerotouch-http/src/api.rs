@@ -88,7 +88,8 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    pub(crate) fn of(entry: &zerotouch_store::AuditEntry) -> Self {
+    /// The record of a store audit entry.
+    pub fn of(entry: &zerotouch_store::AuditEntry) -> Self {
         use zerotouch_store::AssociationAction;
         let c = &entry.change;
         AuditRecord {

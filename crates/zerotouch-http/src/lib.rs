@@ -60,7 +60,7 @@ mod server;
 
 pub use api::{AuditRecord, RegistrationRequest, RegistrationResponse, RegistrationResult};
 pub use client::channel::{HttpsChannel, Reply, ServerEndpoint};
-pub use client::device::{DeviceRun, DirectHttps, Exchange, Radio, drive};
+pub use client::device::{DeviceRun, DirectHttps, Exchange, Radio, drive, drive_observed};
 pub use client::registrar::{OperatorClient, RegistrarClient};
 pub use client::relay::RelayClient;
 pub use client::tls::{client_tls_config, device_tls_config};

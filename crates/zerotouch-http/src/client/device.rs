@@ -124,6 +124,27 @@ where
     Rd: Radio,
     R: CryptoRng + Send,
 {
+    drive_observed(session, trigger, exchange, radio, rng, bound, &mut |_| {}).await
+}
+
+/// [`drive`], calling `observe` with each event as it happens (a command line shows the
+/// steps live; `DeviceRun::events` has them only at the end).
+pub async fn drive_observed<S, St, X, Rd, R>(
+    session: &mut DeviceSession<S, St>,
+    trigger: Trigger,
+    exchange: &mut X,
+    radio: &mut Rd,
+    rng: &mut R,
+    bound: Duration,
+    observe: &mut (dyn FnMut(&Event) + Send),
+) -> Result<DeviceRun, HttpError>
+where
+    S: Signer,
+    St: DeviceState,
+    X: Exchange,
+    Rd: Radio,
+    R: CryptoRng + Send,
+{
     let start = tokio::time::Instant::now();
     let deadline = start + bound;
     let now = || Instant(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -136,6 +157,7 @@ where
         let mut complete = false;
         while let Some(event) = session.poll_event() {
             info!(?event, "device event");
+            observe(&event);
             match &event {
                 Event::ScanRequested => {
                     let networks = radio.scan().await;

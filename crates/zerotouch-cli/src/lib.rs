@@ -1,0 +1,98 @@
+//! The `zerotouch` command line: what OEMs and operators use every day.
+//!
+//! - **Key ceremony**: server signing keys, the type/serial → key map, rotation and
+//!   revocation, and the pinned-key bundle firmware embeds (C header + CBOR).
+//! - **Factory**: a batch of devices with keys or certificates for signing requests, PINs,
+//!   device secrets, labels (payload and QR PNG) and the signed manifest the server imports.
+//! - **Operations**: accounts, networks, registrars, registration from a barcode payload,
+//!   blocking, outcomes and the audit log.
+//! - **serve**: the HTTPS server (`zerotouch-http`) with the embedded store in a data
+//!   directory ([`DataDir`]).
+//! - **simulate** and **demo**: devices run against a server, each step printed.
+//!
+//! Secrets are read from files or standard input, never from arguments, and never printed.
+//! The binary is a thin `main` over [`run`]; the library is what the tests and the demo
+//! call.
+//!
+//! ```
+//! use clap::Parser as _;
+//! use zerotouch_cli::{Cli, Command};
+//!
+//! let cli = Cli::try_parse_from(["zerotouch", "--json", "keys", "list"]).unwrap();
+//! assert!(cli.json);
+//! assert!(matches!(cli.command, Command::Keys(_)));
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod ceremony;
+mod cli;
+mod data_dir;
+mod demo;
+mod error;
+mod factory_batch;
+mod key_file;
+mod operations;
+mod output;
+mod pinned_bundle;
+mod secret_input;
+mod serve;
+mod simulate;
+mod simulated_device;
+
+pub use cli::*;
+pub use data_dir::{DataDir, ImportPublicKey, Settings, TrustRole};
+pub use error::CliError;
+pub use key_file::{read_signing_key, signing_key_from_pem, signing_key_to_pem};
+pub use output::Output;
+pub use pinned_bundle::{BUNDLE_VERSION, PinnedKeyBundle};
+pub use secret_input::read_secret;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng as _;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let out = Output::new(cli.json);
+    let data = DataDir::new(&cli.data);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(&out, args).await,
+            Command::Init(args) => ceremony::init(&out, &data, &args.server_name).await,
+            Command::Ca(cmd) => ceremony::ca(&out, &data, cmd),
+            Command::Keys(cmd) => ceremony::keys(&out, &data, cmd).await,
+            Command::Factory(FactoryCommand::Batch(args)) => factory_batch::batch(&out, &args),
+            Command::Devices(cmd) => operations::devices(&out, &data, cmd).await,
+            Command::Accounts(cmd) => operations::accounts(&out, &data, cmd).await,
+            Command::Networks(cmd) => operations::networks(&out, &data, cmd).await,
+            Command::Registrars(cmd) => operations::registrars(&out, &data, cmd).await,
+            Command::Register(args) => operations::register(&out, &data, args).await,
+            Command::Outcomes(args) => operations::outcomes(&out, &data, &args.device).await,
+            Command::Audit(args) => operations::audit(&out, &data, args.after, args.limit).await,
+            Command::Serve(args) => serve::run(&out, &data, args).await,
+            Command::Simulate(args) => simulate::run(&out, &data, args).await,
+        }
+    })
+}
+
+/// A CSPRNG seeded from the operating system.
+pub(crate) fn system_rng() -> Result<ChaCha20Rng, CliError> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut_slice())
+        .map_err(|e| CliError::BadArgument(format!("the system RNG failed: {e}")))?;
+    Ok(ChaCha20Rng::from_seed(*seed))
+}
+
+/// Milliseconds since the Unix epoch: the store's clock.
+pub(crate) fn now() -> zerotouch_core::Instant {
+    zerotouch_core::Instant(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    )
+}

@@ -1,0 +1,1316 @@
+//! Every `zerotouch` command, run as the built binary, with its effect checked: on the data
+//! directory, on the files it writes, on a running server, or on what it prints (and never
+//! prints).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_zerotouch")
+}
+
+/// `zerotouch --data DATA` with nothing from the environment.
+fn zt(data: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--data").arg(data).env_remove("ZEROTOUCH_DATA");
+    c.timeout(std::time::Duration::from_secs(120));
+    c
+}
+
+/// Runs `zerotouch --json …`, expects success, returns the JSON.
+fn json(data: &Path, args: &[&str]) -> Value {
+    json_with_stdin(data, args, None)
+}
+
+fn json_with_stdin(data: &Path, args: &[&str], stdin: Option<&str>) -> Value {
+    let mut c = zt(data);
+    c.arg("--json").args(args);
+    if let Some(s) = stdin {
+        c.write_stdin(s);
+    }
+    let out = c.assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Runs `zerotouch ARGS` (ARGS split at spaces, then `extra`), expects a failure whose
+/// message contains `why`.
+fn refused(data: &Path, args: &str, extra: &[&str], why: &str) {
+    zt(data)
+        .args(args.split_whitespace())
+        .args(extra)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(why));
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `factory batch` with the deployment's CA, factory key and import key, 1000 PIN hash
+/// iterations (fast for tests), `spec` (split at spaces) and `--out OUT`.
+fn batch_args(work: &Path, data: &Path, spec: &str, out: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "factory".into(),
+        "batch".into(),
+        "--ca".into(),
+        s(&work.join("manufacturer")).into(),
+        "--signing-key".into(),
+        s(&work.join("factory.key.pem")).into(),
+        "--import-key".into(),
+        s(&data.join("manifest-import.pub.json")).into(),
+        "--pin-iterations".into(),
+        "1000".into(),
+        "--out".into(),
+        s(out).into(),
+    ];
+    args.extend(spec.split_whitespace().map(String::from));
+    args
+}
+
+/// A data directory with keys, a trusted manufacturer CA, a factory key, a pinned-key
+/// bundle, an imported batch of `count` devices, an account with a network and a registrar
+/// with an API token.
+struct Deployment {
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    account: i64,
+}
+
+const TOKEN: &str = "shop-token-0123456789";
+const PASSPHRASE: &str = "correct horse battery staple";
+
+impl Deployment {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn new(count: u32) -> Deployment {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let p = |n: &str| dir.path().join(n);
+        json(&data, &["init", "--server-name", "localhost"]);
+        json(
+            &data,
+            &[
+                "ca",
+                "create",
+                "--name",
+                "Acme devices",
+                "--out",
+                s(&p("manufacturer")),
+            ],
+        );
+        json(
+            &data,
+            &[
+                "ca",
+                "trust",
+                "--role",
+                "devices",
+                s(&p("manufacturer.crt.pem")),
+            ],
+        );
+        json(&data, &["keys", "create", "--role", "setup"]);
+        json(
+            &data,
+            &[
+                "keys",
+                "create",
+                "--role",
+                "revocation",
+                "--algorithm",
+                "ed25519",
+            ],
+        );
+        json(
+            &data,
+            &[
+                "keys",
+                "create",
+                "--role",
+                "factory-manifest",
+                "--out",
+                s(&p("factory.key.pem")),
+            ],
+        );
+        json(
+            &data,
+            &[
+                "keys",
+                "export-bundle",
+                "--header",
+                s(&p("pinned.h")),
+                "--cbor",
+                s(&p("pinned.cbor")),
+            ],
+        );
+        let spec = format!(
+            "--device-type 7 --first-serial 100 --count {count} --product PLUG01 --device-secrets"
+        );
+        let args = batch_args(dir.path(), &data, &spec, &p("batch"));
+        json(&data, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let imported = json(&data, &["devices", "import", s(&p("batch/manifest.cbor"))]);
+        assert_eq!(imported["added"], count);
+        let account = json(&data, &["accounts", "add", "--name", "owner"])["account"]
+            .as_i64()
+            .unwrap();
+        json_with_stdin(
+            &data,
+            &[
+                "networks",
+                "add",
+                "--account",
+                &account.to_string(),
+                "--ssid",
+                "home",
+                "--passphrase-file",
+                "-",
+            ],
+            Some(PASSPHRASE),
+        );
+        json_with_stdin(
+            &data,
+            &["registrars", "add", "--name", "shop", "--token-file", "-"],
+            Some(TOKEN),
+        );
+        Deployment { dir, data, account }
+    }
+
+    fn entries(&self) -> Vec<Value> {
+        serde_json::from_str(&std::fs::read_to_string(self.path("batch/devices.json")).unwrap())
+            .unwrap()
+    }
+}
+
+/// A `zerotouch serve` child process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let mut child = std::process::Command::new(bin())
+            .arg("--data")
+            .arg(data)
+            .args([
+                "--json",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--exit-after",
+                "300",
+            ])
+            .env_remove("ZEROTOUCH_DATA")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("serve printed {line:?}: {e}"));
+        Server {
+            child,
+            addr: v["listen"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn help_is_available_on_every_command() {
+    use clap::CommandFactory as _;
+    fn walk(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(path.clone());
+        for sub in cmd.get_subcommands() {
+            let mut p = path.clone();
+            p.push(sub.get_name().to_string());
+            walk(sub, p, out);
+        }
+    }
+    let mut paths = Vec::new();
+    walk(&zerotouch_cli::Cli::command(), Vec::new(), &mut paths);
+    assert!(paths.len() > 30, "{} commands", paths.len());
+    for path in paths {
+        let out = Command::new(bin())
+            .args(&path)
+            .arg("--help")
+            .assert()
+            .success();
+        let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(text.contains("Usage: zerotouch"), "{path:?}: {text}");
+    }
+}
+
+#[test]
+fn init_creates_the_data_directory_with_private_files_readable_only_by_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let v = json(&data, &["init", "--server-name", "setup.example.test"]);
+    assert_eq!(v["server_name"], "setup.example.test");
+    for private in [
+        "data.key",
+        "tls/server.key.pem",
+        "tls/ca.key.pem",
+        "manifest-import.key",
+    ] {
+        assert_eq!(mode(&data.join(private)), 0o600, "{private}");
+    }
+    for public in [
+        "zerotouch.db",
+        "tls/server.crt.pem",
+        "tls/ca.crt.pem",
+        "manifest-import.pub.json",
+    ] {
+        assert!(data.join(public).exists(), "{public}");
+    }
+    // The server certificate names the server and chains to the CA clients are given.
+    let chain = std::fs::read_to_string(data.join("tls/server.crt.pem")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+}
+
+#[test]
+fn init_refuses_to_overwrite_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    json(&data, &["init"]);
+    let key = std::fs::read(data.join("data.key")).unwrap();
+    zt(&data)
+        .arg("init")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("already exists"));
+    assert_eq!(std::fs::read(data.join("data.key")).unwrap(), key);
+}
+
+#[test]
+fn commands_refuse_a_directory_that_was_never_initialised() {
+    let dir = tempfile::tempdir().unwrap();
+    zt(&dir.path().join("nothing"))
+        .args(["accounts", "add", "--name", "x"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("zerotouch init"));
+}
+
+#[test]
+fn ca_create_issue_client_and_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = |n: &str| dir.path().join(n);
+    json(&data, &["init"]);
+    json(
+        &data,
+        &[
+            "ca",
+            "create",
+            "--name",
+            "Acme registrars",
+            "--out",
+            s(&p("reg")),
+            "--algorithm",
+            "ed25519",
+        ],
+    );
+    assert_eq!(mode(&p("reg.key.pem")), 0o600);
+    json(
+        &data,
+        &[
+            "ca",
+            "issue-client",
+            "--ca",
+            s(&p("reg")),
+            "--role",
+            "registrar",
+            "--name",
+            "shop",
+            "--out",
+            s(&p("shop")),
+        ],
+    );
+    assert_eq!(mode(&p("shop.key.pem")), 0o600);
+    // openssl agrees the client certificate chains to the CA.
+    let verified = std::process::Command::new("openssl")
+        .args([
+            "verify",
+            "-CAfile",
+            s(&p("reg.crt.pem")),
+            s(&p("shop.crt.pem")),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let v = json(
+        &data,
+        &["ca", "trust", "--role", "registrars", s(&p("reg.crt.pem"))],
+    );
+    let at = PathBuf::from(v["path"].as_str().unwrap());
+    assert!(at.starts_with(data.join("trust/registrars")));
+    // A file without a certificate is refused.
+    std::fs::write(p("junk.pem"), "not a certificate").unwrap();
+    zt(&data)
+        .args(["ca", "trust", "--role", "devices", s(&p("junk.pem"))])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("no PEM certificate"));
+}
+
+#[test]
+fn keys_create_list_and_map_only_setup_keys_to_disjoint_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    json(&data, &["init"]);
+    let setup = json(&data, &["keys", "create", "--role", "setup"]);
+    let setup_id = setup["key_id"].as_str().unwrap().to_string();
+    assert_eq!(setup["state"], "active");
+    assert_eq!(mode(&data.join(format!("keys/{setup_id}.pem"))), 0o600);
+    let revocation = json(&data, &["keys", "create", "--role", "revocation"]);
+    let revocation_id = revocation["key_id"].as_str().unwrap().to_string();
+
+    json(
+        &data,
+        &[
+            "keys",
+            "map",
+            "--device-type",
+            "7",
+            "--first-serial",
+            "1",
+            "--last-serial",
+            "100",
+            "--key",
+            &setup_id,
+        ],
+    );
+    refused(
+        &data,
+        "keys map --device-type 7 --first-serial 50 --last-serial 150 --key",
+        &[&setup_id],
+        "overlap",
+    );
+    refused(
+        &data,
+        "keys map --device-type 8 --first-serial 1 --last-serial 2 --key",
+        &[&revocation_id],
+        "only setup keys",
+    );
+    refused(
+        &data,
+        "keys map --device-type 8 --first-serial 1 --last-serial 2 --key",
+        &["abc"],
+        "not a key id",
+    );
+
+    let list = json(&data, &["keys", "list"]);
+    assert_eq!(list["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(list["map"][0]["device_type"], 7);
+    assert_eq!(list["map"][0]["key_id"], setup_id.as_str());
+    assert_eq!(list["map"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn rotate_retires_the_old_key_and_revoke_deletes_its_private_half() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    json(&data, &["init"]);
+    let old = json(&data, &["keys", "create", "--role", "setup"])["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rotated = json(&data, &["keys", "rotate", "--role", "setup"]);
+    let new = rotated["new"]["key_id"].as_str().unwrap().to_string();
+    assert_eq!(rotated["retired"][0], old.as_str());
+    let list = json(&data, &["keys", "list"]);
+    let state = |id: &str| {
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == id)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state(&old), "retired");
+    assert_eq!(state(&new), "active");
+
+    let revoked = json(&data, &["keys", "revoke", &old, "--replacement", &new]);
+    assert_eq!(revoked["private_key_deleted"], true);
+    assert!(!data.join(format!("keys/{old}.pem")).exists());
+    let list = json(&data, &["keys", "list"]);
+    let k = list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key_id"] == old.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(k["state"], "revoked");
+    assert_eq!(k["replacement"], new.as_str());
+    // A revoked key stays revoked and cannot be mapped.
+    refused(
+        &data,
+        "keys map --device-type 1 --first-serial 1 --last-serial 1 --key",
+        &[&old],
+        "revoked",
+    );
+}
+
+#[test]
+fn export_bundle_writes_a_c_header_that_compiles_and_a_cbor_bundle_with_the_indication() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let p = |n: &str| dir.path().join(n);
+    json(&data, &["init"]);
+    // Without a setup key there is nothing to pin.
+    zt(&data)
+        .args([
+            "keys",
+            "export-bundle",
+            "--header",
+            s(&p("x.h")),
+            "--cbor",
+            s(&p("x.cbor")),
+        ])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("no active setup key"));
+    let setup = json(&data, &["keys", "create", "--role", "setup"])["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revocation = json(
+        &data,
+        &[
+            "keys",
+            "create",
+            "--role",
+            "revocation",
+            "--algorithm",
+            "ed25519",
+        ],
+    )["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    json(
+        &data,
+        &[
+            "keys",
+            "map",
+            "--device-type",
+            "7",
+            "--first-serial",
+            "1",
+            "--last-serial",
+            "1000",
+            "--key",
+            &setup,
+        ],
+    );
+    let v = json(
+        &data,
+        &[
+            "keys",
+            "export-bundle",
+            "--header",
+            s(&p("pinned.h")),
+            "--cbor",
+            s(&p("pinned.cbor")),
+        ],
+    );
+    assert_eq!(v["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(v["indications"], 1);
+
+    let bundle =
+        zerotouch_cli::PinnedKeyBundle::from_cbor(&std::fs::read(p("pinned.cbor")).unwrap())
+            .unwrap();
+    let pinned = bundle.pinned_keys_for(7, 500).unwrap();
+    assert_eq!(hex::encode(pinned.indication().unwrap().0), setup);
+    assert_eq!(bundle.pinned_keys_for(7, 5000).unwrap().indication(), None);
+
+    // The header compiles, and its tables hold the same keys and indication.
+    let first_byte = |id: &str| format!("0x{}", &id[..2]);
+    std::fs::write(
+        p("check.c"),
+        format!(
+            "#include \"pinned.h\"\n#include <stdio.h>\nint main(void) {{\n\
+             printf(\"%u %u %d %u %u\\n\", ZT_PINNED_KEY_COUNT, ZT_KEY_INDICATION_COUNT,\n\
+             ZT_PINNED_KEYS[1].cose_alg, ZT_KEY_INDICATIONS[0].device_type, ZT_PINNED_BUNDLE_CBOR_LEN);\n\
+             return !(ZT_PINNED_KEYS[0].key_id[0] == {} && ZT_PINNED_KEYS[1].key_id[0] == {}\n\
+             && ZT_KEY_INDICATIONS[0].key_id[0] == {} && ZT_PINNED_KEYS[0].public_key_len == 65);\n}}\n",
+            first_byte(&setup),
+            first_byte(&revocation),
+            first_byte(&setup)
+        ),
+    )
+    .unwrap();
+    let cc = std::process::Command::new("cc")
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Werror",
+            "-o",
+            s(&p("check")),
+            s(&p("check.c")),
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("a C compiler (cc) is needed to check the exported header");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let run = std::process::Command::new(p("check")).output().unwrap();
+    assert!(run.status.success());
+    let cbor_len = std::fs::metadata(p("pinned.cbor")).unwrap().len();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        format!("2 1 -8 7 {cbor_len}")
+    );
+}
+
+#[test]
+fn factory_batch_writes_labels_qr_codes_secrets_and_a_manifest() {
+    let d = Deployment::new(3);
+    let entries = d.entries();
+    assert_eq!(entries.len(), 3);
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e["serial"], 100 + i as u64);
+        let dir = d.path("batch").join(e["dir"].as_str().unwrap());
+        for private in ["key.pem", "pin", "device-secret"] {
+            assert_eq!(mode(&dir.join(private)), 0o600, "{private}");
+        }
+        let png = std::fs::read(dir.join("label.png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let label = std::fs::read_to_string(dir.join("label.txt")).unwrap();
+        assert_eq!(label, e["label"].as_str().unwrap());
+        let decoded = zerotouch_core::BarcodePayload::decode(&label).unwrap();
+        assert_eq!(decoded.device_type, 7);
+        assert!(decoded.pin.is_none(), "the box label carries no PIN");
+    }
+    // The imported devices are the batch's, with their PIN and secret recorded.
+    let key_id = entries[0]["key_id"].as_str().unwrap();
+    let shown = json(&d.data, &["devices", "show", key_id]);
+    assert_eq!(shown["serial"], 100);
+    assert_eq!(shown["has_pin"], true);
+    assert_eq!(shown["has_device_secret"], true);
+    assert_eq!(shown["blocked"], false);
+}
+
+#[test]
+fn factory_batch_prints_the_labels_and_no_pin_or_key() {
+    let d = Deployment::new(1);
+    let spec = "--device-type 9 --first-serial 1 --count 2 --product LAMP";
+    let out = zt(&d.data)
+        .args(batch_args(d.dir.path(), &d.data, spec, &d.path("batch2")))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let entries: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(d.path("batch2/devices.json")).unwrap())
+            .unwrap();
+    for e in &entries {
+        assert!(text.contains(e["label"].as_str().unwrap()), "{text}");
+        let dir = d.path("batch2").join(e["dir"].as_str().unwrap());
+        let pin = std::fs::read_to_string(dir.join("pin")).unwrap();
+        assert_no_secret(&text, &pin);
+        assert!(!text.contains("PRIVATE KEY"));
+    }
+    // Writing over an existing batch is refused.
+    zt(&d.data)
+        .args(batch_args(d.dir.path(), &d.data, spec, &d.path("batch2")))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("already exists"));
+}
+
+#[test]
+fn factory_batch_issues_certificates_for_signing_requests() {
+    let d = Deployment::new(1);
+    let csrs = d.path("csrs");
+    std::fs::create_dir(&csrs).unwrap();
+    for i in 0..2 {
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                "/CN=device",
+                "-keyout",
+                s(&csrs.join(format!("{i}.key"))),
+                "-out",
+                s(&csrs.join(format!("{i}.csr"))),
+                "-outform",
+                "DER",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
+    let spec = format!(
+        "--device-type 8 --first-serial 1 --product CAM --csr-dir {}",
+        s(&csrs)
+    );
+    let args = batch_args(d.dir.path(), &d.data, &spec, &d.path("csr-batch"));
+    let v = json(
+        &d.data,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let devices = v["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    for (i, e) in devices.iter().enumerate() {
+        assert_eq!(e["has_key"], false, "no key is made for a signing request");
+        let dir = d.path("csr-batch").join(e["dir"].as_str().unwrap());
+        assert!(!dir.join("key.pem").exists());
+        // The certificate certifies the requester's key.
+        let cert_pub = std::process::Command::new("openssl")
+            .args([
+                "x509",
+                "-in",
+                s(&dir.join("certificate.pem")),
+                "-noout",
+                "-pubkey",
+            ])
+            .output()
+            .unwrap()
+            .stdout;
+        let key_pub = std::process::Command::new("openssl")
+            .args(["pkey", "-in", s(&csrs.join(format!("{i}.key"))), "-pubout"])
+            .output()
+            .unwrap()
+            .stdout;
+        assert_eq!(cert_pub, key_pub);
+    }
+    let imported = json(
+        &d.data,
+        &["devices", "import", s(&d.path("csr-batch/manifest.cbor"))],
+    );
+    assert_eq!(imported["added"], 2);
+}
+
+#[test]
+fn devices_import_is_idempotent_and_block_unblock_flip_the_flag() {
+    let d = Deployment::new(2);
+    let again = json(
+        &d.data,
+        &["devices", "import", s(&d.path("batch/manifest.cbor"))],
+    );
+    assert_eq!(again["added"], 0);
+    assert_eq!(again["unchanged"], 2);
+    let key_id = d.entries()[1]["key_id"].as_str().unwrap().to_string();
+    json(&d.data, &["devices", "block", &key_id]);
+    assert_eq!(
+        json(&d.data, &["devices", "show", &key_id])["blocked"],
+        true
+    );
+    json(&d.data, &["devices", "unblock", &key_id]);
+    assert_eq!(
+        json(&d.data, &["devices", "show", &key_id])["blocked"],
+        false
+    );
+    zt(&d.data)
+        .args(["devices", "block", &"00".repeat(32)])
+        .assert()
+        .failure();
+}
+
+#[test]
+fn tampered_manifest_is_refused_on_import() {
+    let d = Deployment::new(1);
+    let mut bytes = std::fs::read(d.path("batch/manifest.cbor")).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x01;
+    std::fs::write(d.path("tampered.cbor"), &bytes).unwrap();
+    zt(&d.data)
+        .args(["devices", "import", s(&d.path("tampered.cbor"))])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("manifest"));
+}
+
+#[test]
+fn manifest_from_a_factory_key_the_server_does_not_trust_is_refused() {
+    let d = Deployment::new(1);
+    // Another server that never trusted this factory's key.
+    let other = d.path("other");
+    json(&other, &["init"]);
+    json(
+        &other,
+        &[
+            "keys",
+            "create",
+            "--role",
+            "factory-manifest",
+            "--out",
+            s(&d.path("other-factory.pem")),
+        ],
+    );
+    zt(&other)
+        .args(["devices", "import", s(&d.path("batch/manifest.cbor"))])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "not a trusted factory-manifest key",
+        ));
+}
+
+#[test]
+fn manifest_sealed_to_another_servers_import_key_is_refused() {
+    let d = Deployment::new(1);
+    // Another server that trusts the factory key but holds another import key.
+    let other = d.path("other");
+    json(&other, &["init"]);
+    let v = json(&d.data, &["keys", "list"]);
+    let factory = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "factory-manifest")
+        .unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Copy the factory key's public half into the other server by re-creating its store
+    // record: the other server's store learns it through the library.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use zerotouch_store::ServerKeyStore as _;
+        let first = open_store(&d.data).await;
+        let key = first
+            .server_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| hex::encode(k.key_id.0) == factory)
+            .unwrap();
+        let second = open_store(&other).await;
+        second
+            .add_server_key(key.role, key.public_key, zerotouch_core::Instant(0))
+            .await
+            .unwrap();
+    });
+    zt(&other)
+        .args(["devices", "import", s(&d.path("batch/manifest.cbor"))])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("sealed to another import key"));
+}
+
+#[test]
+fn networks_take_the_passphrase_from_a_file_or_stdin_and_never_print_it() {
+    let d = Deployment::new(1);
+    std::fs::write(d.path("pass"), "another secret passphrase\n").unwrap();
+    let out = zt(&d.data)
+        .args([
+            "networks",
+            "add",
+            "--account",
+            &d.account.to_string(),
+            "--ssid",
+            "attic",
+            "--passphrase-file",
+            s(&d.path("pass")),
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(!String::from_utf8_lossy(&out).contains("another secret"));
+    let shown = zt(&d.data)
+        .args(["--json", "accounts", "show", &d.account.to_string()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(shown).unwrap();
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    let ssids: Vec<&str> = v["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["ssid"].as_str().unwrap())
+        .collect();
+    assert_eq!(ssids, ["home", "attic"]);
+    assert!(!text.contains("another secret") && !text.contains(PASSPHRASE));
+    // An empty passphrase is refused.
+    zt(&d.data)
+        .args([
+            "networks",
+            "add",
+            "--account",
+            &d.account.to_string(),
+            "--ssid",
+            "x",
+            "--passphrase-file",
+            "-",
+        ])
+        .write_stdin("")
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("empty"));
+}
+
+#[test]
+fn secrets_are_never_taken_from_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec![
+            "networks",
+            "add",
+            "--account",
+            "1",
+            "--ssid",
+            "x",
+            "--passphrase",
+            "secret",
+        ],
+        vec!["registrars", "add", "--name", "x", "--token", "secret"],
+        vec![
+            "register",
+            "--server",
+            "127.0.0.1:1",
+            "--account",
+            "1",
+            "--token",
+            "secret",
+            "ZT1/X",
+        ],
+        vec!["serve", "--operator-token", "secret"],
+    ] {
+        zt(dir.path())
+            .args(&args)
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains("unexpected argument"));
+    }
+}
+
+#[test]
+fn registrars_are_added_by_certificate_or_token() {
+    let d = Deployment::new(1);
+    json(
+        &d.data,
+        &[
+            "ca",
+            "create",
+            "--name",
+            "regs",
+            "--out",
+            s(&d.path("regs")),
+        ],
+    );
+    json(
+        &d.data,
+        &[
+            "ca",
+            "issue-client",
+            "--ca",
+            s(&d.path("regs")),
+            "--role",
+            "registrar",
+            "--name",
+            "app",
+            "--out",
+            s(&d.path("app")),
+        ],
+    );
+    let v = json(
+        &d.data,
+        &[
+            "registrars",
+            "add",
+            "--name",
+            "app",
+            "--certificate",
+            s(&d.path("app.crt.pem")),
+        ],
+    );
+    assert_eq!(v["credential"], "certificate");
+    // The same certificate twice is a conflict.
+    zt(&d.data)
+        .args([
+            "registrars",
+            "add",
+            "--name",
+            "app2",
+            "--certificate",
+            s(&d.path("app.crt.pem")),
+        ])
+        .assert()
+        .failure();
+    zt(&d.data)
+        .args(["registrars", "add", "--name", "nothing"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("--certificate or --token-file"));
+}
+
+/// Fails if `secret` appears in `text` as a whole token (a PIN's digits may occur inside a
+/// hex key id by chance; as a word of their own they would be a leak).
+fn assert_no_secret(text: &str, secret: &str) {
+    let secret = secret.trim();
+    assert!(!secret.is_empty());
+    let leaked = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|token| token == secret);
+    assert!(!leaked, "secret {secret:?} printed in:\n{text}");
+    if secret.len() > 8 {
+        assert!(!text.contains(secret), "secret printed in:\n{text}");
+    }
+}
+
+#[test]
+fn serve_register_simulate_outcomes_and_audit_work_together() {
+    let d = Deployment::new(4);
+    let server = Server::start(&d.data);
+    let entries = d.entries();
+    std::fs::write(d.path("token"), TOKEN).unwrap();
+    for (i, e) in entries.iter().enumerate() {
+        let label = e["label"].as_str().unwrap();
+        let account = d.account.to_string();
+        let token = d.path("token");
+        let mut args = vec![
+            "register",
+            "--server",
+            &server.addr,
+            "--token-file",
+            s(&token),
+            "--account",
+            &account,
+        ];
+        // The first label comes from standard input, as a scanner would pipe it.
+        let v = if i == 0 {
+            args.push("-");
+            json_with_stdin(&d.data, &args, Some(label))
+        } else {
+            args.push(label);
+            json(&d.data, &args)
+        };
+        assert_eq!(v["result"], "added");
+    }
+    // A wrong token is refused by the server.
+    std::fs::write(d.path("bad-token"), "not-the-token").unwrap();
+    zt(&d.data)
+        .args([
+            "register",
+            "--server",
+            &server.addr,
+            "--token-file",
+            s(&d.path("bad-token")),
+            "--account",
+            &d.account.to_string(),
+            entries[0]["label"].as_str().unwrap(),
+        ])
+        .assert()
+        .failure();
+
+    // One device with each step printed.
+    let one = zt(&d.data)
+        .args([
+            "simulate",
+            "--server",
+            &server.addr,
+            "--batch",
+            s(&d.path("batch")),
+            "--bundle",
+            s(&d.path("pinned.cbor")),
+            "--count",
+            "1",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(one).unwrap();
+    for step in [
+        "-> Hello",
+        "<- ServerProof",
+        "-> CredentialRequest",
+        "<- CredentialResponse",
+        "joined \"home\"",
+        "<- OutcomeAck",
+        "<- RevocationVerdict",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+    assert!(!text.contains(PASSPHRASE));
+    let pin = std::fs::read_to_string(
+        d.path("batch")
+            .join(entries[0]["dir"].as_str().unwrap())
+            .join("pin"),
+    )
+    .unwrap();
+    assert_no_secret(&text, &pin);
+
+    let key_id = entries[0]["key_id"].as_str().unwrap();
+    let outcomes = json(&d.data, &["outcomes", key_id]);
+    assert_eq!(outcomes["outcomes"][0]["outcome"], "joined");
+
+    // The rest of the batch at once (the first device runs again: a second first boot).
+    let many = json(
+        &d.data,
+        &[
+            "simulate",
+            "--server",
+            &server.addr,
+            "--batch",
+            s(&d.path("batch")),
+            "--bundle",
+            s(&d.path("pinned.cbor")),
+            "--concurrency",
+            "3",
+        ],
+    );
+    assert_eq!(many["devices"], 4);
+    assert_eq!(many["joined"], 4);
+    for e in &entries {
+        let o = json(&d.data, &["outcomes", e["key_id"].as_str().unwrap()]);
+        assert!(!o["outcomes"].as_array().unwrap().is_empty());
+    }
+
+    let audit = json(&d.data, &["audit"]);
+    let log = audit["entries"].as_array().unwrap();
+    assert_eq!(log.len(), 4);
+    assert!(
+        log.iter()
+            .all(|e| e["action"] == "add" && e["account"] == d.account)
+    );
+    let later = json(&d.data, &["audit", "--after", "2", "--limit", "1"]);
+    assert_eq!(later["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(later["entries"][0]["seq"], 3);
+}
+
+#[test]
+fn blocked_device_is_refused_by_the_server() {
+    let d = Deployment::new(1);
+    let e = &d.entries()[0];
+    std::fs::write(d.path("token"), TOKEN).unwrap();
+    let server = Server::start(&d.data);
+    json(
+        &d.data,
+        &[
+            "register",
+            "--server",
+            &server.addr,
+            "--token-file",
+            s(&d.path("token")),
+            "--account",
+            &d.account.to_string(),
+            e["label"].as_str().unwrap(),
+        ],
+    );
+    json(
+        &d.data,
+        &["devices", "block", e["key_id"].as_str().unwrap()],
+    );
+    zt(&d.data)
+        .args([
+            "simulate",
+            "--server",
+            &server.addr,
+            "--batch",
+            s(&d.path("batch")),
+            "--bundle",
+            s(&d.path("pinned.cbor")),
+            "--timeout",
+            "5",
+        ])
+        .assert()
+        .failure();
+    let o = json(&d.data, &["outcomes", e["key_id"].as_str().unwrap()]);
+    assert!(o["outcomes"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_setup_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    json(&data, &["init"]);
+    zt(&data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--exit-after", "1"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("no setup key"));
+}
+
+#[test]
+fn demo_joins_the_home_network_and_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("demo");
+    let out = Command::new(bin())
+        .args(["demo", "--keep", s(&keep)])
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .starts_with("done: the device joined \"home\""),
+        "{text}"
+    );
+    for step in [
+        "factory",
+        "registrar",
+        "-> Hello",
+        "<- CredentialResponse",
+        "joins \"home\"",
+        "outcome recorded: Joined",
+    ] {
+        assert!(text.contains(step), "missing {step:?}:\n{text}");
+    }
+    // No secret the demo made is printed: not the PIN, the device secret, the private keys,
+    // the data key or the home network's passphrase.
+    let device_dir = std::fs::read_dir(keep.join("batch"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.is_dir())
+        .unwrap();
+    let mut secrets = vec![
+        std::fs::read_to_string(device_dir.join("pin")).unwrap(),
+        std::fs::read_to_string(device_dir.join("device-secret")).unwrap(),
+        hex::encode(std::fs::read(keep.join("data/data.key")).unwrap()),
+    ];
+    for pem in [
+        device_dir.join("key.pem"),
+        keep.join("data/tls/server.key.pem"),
+        keep.join("factory-manifest.key.pem"),
+    ] {
+        let body: String = std::fs::read_to_string(pem)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        secrets.push(body);
+    }
+    secrets.push(home_passphrase(&keep.join("data")));
+    for secret in &secrets {
+        assert_no_secret(&text, secret);
+        assert_no_secret(&stderr, secret);
+    }
+    assert!(!text.contains("PRIVATE KEY"));
+}
+
+/// A data directory's store, opened the way `serve` opens it.
+async fn open_store(data: &Path) -> zerotouch_store::SqliteStore {
+    zerotouch_store::SqliteStore::open(
+        data.join("zerotouch.db"),
+        &zerotouch_store::LocalKeyFile::new(data.join("data.key")),
+        zerotouch_store::SqliteOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// The home network's passphrase as the store holds it (opened with the data key).
+fn home_passphrase(data: &Path) -> String {
+    use zerotouch_store::AccountStore as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = open_store(data).await;
+        let networks = store
+            .networks_of_account(zerotouch_store::AccountId(1))
+            .await
+            .unwrap();
+        String::from_utf8(networks[0].passphrase.expose_secret().to_vec()).unwrap()
+    })
+}
+
+#[test]
+fn demo_json_output_is_one_object_with_the_joined_network() {
+    let out = Command::new(bin())
+        .args(["--json", "demo"])
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["joined"], "home");
+    assert_eq!(v["outcome_recorded"], true);
+}
+
+#[test]
+fn serve_stops_gracefully_on_sigterm() {
+    let d = Deployment::new(1);
+    let mut server = Server::start(&d.data);
+    let pid = server.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Bounded wait: the server drains and exits by itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
