@@ -149,7 +149,7 @@ pub fn contains_slice(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Fuzz target names, as in Cargo.toml.
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 10] = [
     "envelope_decode",
     "error_message_decode",
     "barcode_decode",
@@ -159,6 +159,7 @@ pub const TARGETS: [&str; 9] = [
     "open_network_order_decode",
     "flow1_decode",
     "factory_manifest_decode",
+    "pinned_bundle_decode",
 ];
 
 /// One seed: the target it is for, a file name, and its bytes.
@@ -513,6 +514,31 @@ pub fn api_seeds() -> Vec<Seed> {
             ));
         }
     }
+
+    // A pinned-key bundle: a P-256 setup key with an indication, an Ed25519 revocation key.
+    let setup = expect(
+        SigningKey::from_secret_bytes(SignatureAlgorithm::EcdsaP256Sha256, &[5; 32]),
+        "p256 key",
+    )
+    .public_key();
+    let bundle = zerotouch_core::PinnedKeyBundle {
+        keys: vec![
+            (KeyRole::SetupSigning, setup.clone()),
+            (KeyRole::RevocationVerdict, ed.public_key().clone()),
+        ],
+        indications: vec![zerotouch_core::KeyMapRule {
+            device_type: 7,
+            first_serial: 1,
+            last_serial: 1000,
+            key_id: setup.key_id(),
+        }],
+    };
+    let bytes = bundle.encode(&RustCryptoProvider);
+    expect(
+        zerotouch_core::PinnedKeyBundle::decode(&bytes, &RustCryptoProvider),
+        "bundle",
+    );
+    out.push(seed("pinned_bundle_decode", "api-0", bytes));
 
     out
 }

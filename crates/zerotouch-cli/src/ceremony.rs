@@ -11,9 +11,9 @@ use zerotouch_store::{ServerKeyRecord, ServerKeyStore as _};
 use crate::cli::{CaCommand, ClientRoleArg, KeyRoleArg, KeysCommand};
 use crate::data_dir::{DataDir, parse_key_id};
 use crate::key_file::write_signing_key;
-use crate::pinned_bundle::PinnedKeyBundle;
 use crate::secret_input::{read_secret_text, read_text, write_private_file, write_public_file};
 use crate::{CliError, Output, now, system_rng};
+use zerotouch_core::PinnedKeyBundle;
 
 /// `init`.
 pub async fn init(out: &Output, data: &DataDir, server_name: &str) -> Result<(), CliError> {
@@ -340,8 +340,8 @@ pub async fn keys(out: &Output, data: &DataDir, cmd: KeysCommand) -> Result<(), 
                         .into(),
                 ));
             }
-            write_public_file(&cbor, &bundle.to_cbor()?)?;
-            write_public_file(&header, bundle.to_c_header()?.as_bytes())?;
+            write_public_file(&cbor, &bundle.encode(&zerotouch_core::RustCryptoProvider))?;
+            write_public_file(&header, crate::pinned_bundle::c_header(&bundle).as_bytes())?;
             out.result(
                 &format!(
                     "pinned-key bundle: {} keys, {} indications -> {} and {}",

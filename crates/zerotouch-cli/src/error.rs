@@ -74,9 +74,6 @@ pub enum CliError {
     /// Certificate issuance failed.
     #[error("pki: {0}")]
     Pki(#[from] zerotouch_pki::PkiError),
-    /// A CBOR file did not encode or decode.
-    #[error("cbor: {0}")]
-    Cbor(String),
     /// A simulated device did not finish its flow.
     #[error("device {device}: {reason}")]
     DeviceFailed {

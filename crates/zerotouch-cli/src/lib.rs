@@ -45,7 +45,7 @@ pub use data_dir::{DataDir, ImportPublicKey, Settings, TrustRole};
 pub use error::CliError;
 pub use key_file::{read_signing_key, signing_key_from_pem, signing_key_to_pem};
 pub use output::Output;
-pub use pinned_bundle::{BUNDLE_VERSION, PinnedKeyBundle};
+pub use pinned_bundle::c_header;
 pub use secret_input::read_secret;
 
 use rand_chacha::ChaCha20Rng;

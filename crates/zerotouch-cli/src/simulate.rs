@@ -13,10 +13,10 @@ use crate::data_dir::{DataDir, parse_key_id, read_certificates};
 use crate::factory_batch::{BatchEntry, read_entries};
 use crate::key_file::read_signing_key;
 use crate::operations::server_of;
-use crate::pinned_bundle::PinnedKeyBundle;
 use crate::secret_input::read_secret_text;
 use crate::simulated_device::{NetworkInRange, SimulatedDevice, run_device};
 use crate::{CliError, Output};
+use zerotouch_core::{PinnedKeyBundle, RustCryptoProvider};
 
 /// Loads a device of a batch: certificate, key and PIN.
 pub fn load_device(batch: &Path, entry: &BatchEntry) -> Result<SimulatedDevice, CliError> {
@@ -50,7 +50,8 @@ pub fn load_device(batch: &Path, entry: &BatchEntry) -> Result<SimulatedDevice, 
 pub async fn run(out: &Output, data: &DataDir, args: SimulateArgs) -> Result<(), CliError> {
     let (endpoint, server_ca) = server_of(data, &args.server)?;
     let bundle_bytes = std::fs::read(&args.bundle).map_err(CliError::file(&args.bundle))?;
-    let bundle = PinnedKeyBundle::from_cbor(&bundle_bytes)?;
+    let bundle = PinnedKeyBundle::decode(&bundle_bytes, &RustCryptoProvider)
+        .map_err(|e| CliError::BadArgument(format!("{}: {e}", args.bundle.display())))?;
     let mut entries = read_entries(&args.batch)?;
     if let Some(n) = args.count {
         entries.truncate(n);

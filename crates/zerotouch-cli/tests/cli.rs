@@ -552,9 +552,11 @@ fn export_bundle_writes_a_c_header_that_compiles_and_a_cbor_bundle_with_the_indi
     assert_eq!(v["keys"].as_array().unwrap().len(), 2);
     assert_eq!(v["indications"], 1);
 
-    let bundle =
-        zerotouch_cli::PinnedKeyBundle::from_cbor(&std::fs::read(p("pinned.cbor")).unwrap())
-            .unwrap();
+    let bundle = zerotouch_core::PinnedKeyBundle::decode(
+        &std::fs::read(p("pinned.cbor")).unwrap(),
+        &zerotouch_core::RustCryptoProvider,
+    )
+    .unwrap();
     let pinned = bundle.pinned_keys_for(7, 500).unwrap();
     assert_eq!(hex::encode(pinned.indication().unwrap().0), setup);
     assert_eq!(bundle.pinned_keys_for(7, 5000).unwrap().indication(), None);

@@ -78,6 +78,7 @@ mod identity;
 mod key;
 mod keyring;
 mod nonce;
+mod pinned_bundle;
 mod provider;
 mod seal;
 mod secret;
@@ -104,6 +105,9 @@ pub use keyring::{
     KeyLookup, KeyMapRule, KeyRole, KeyState, PinnedKey, PinnedKeys, ServerKey, ServerKeyRing,
 };
 pub use nonce::{Instant, Nonce, SessionId};
+pub use pinned_bundle::{
+    MAX_BUNDLE_INDICATIONS, MAX_BUNDLE_KEYS, PINNED_BUNDLE_VERSION, PinnedKeyBundle,
+};
 #[cfg(feature = "insecure-fuzzing")]
 pub use provider::InsecureFuzzingProvider;
 #[cfg(feature = "std")]
