@@ -56,6 +56,11 @@ fn refused(data: &Path, args: &str, extra: &[&str], why: &str) {
         .stderr(predicates::str::contains(why));
 }
 
+/// Borrowed views of owned arguments.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -166,7 +171,7 @@ impl Deployment {
             "--device-type 7 --first-serial 100 --count {count} --product PLUG01 --device-secrets"
         );
         let args = batch_args(dir.path(), &data, &spec, &p("batch"));
-        json(&data, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        json(&data, &strs(&args));
         let imported = json(&data, &["devices", "import", s(&p("batch/manifest.cbor"))]);
         assert_eq!(imported["added"], count);
         let account = json(&data, &["accounts", "add", "--name", "owner"])["account"]
@@ -192,6 +197,40 @@ impl Deployment {
             Some(TOKEN),
         );
         Deployment { dir, data, account }
+    }
+
+    /// `register --server ADDR --token-file TOKEN --account ACCOUNT` (the label follows).
+    fn register_args(&self, server: &Server, token: &Path) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "register",
+            "--server",
+            &server.addr,
+            "--token-file",
+            s(token),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(["--account".to_string(), self.account.to_string()]);
+        args
+    }
+
+    /// `simulate --server ADDR --batch BATCH --bundle BUNDLE` and `extra` (split at spaces).
+    fn simulate_args(&self, server: &Server, extra: &str) -> Vec<String> {
+        let batch = self.path("batch");
+        let bundle = self.path("pinned.cbor");
+        let mut args: Vec<String> = [
+            "simulate",
+            "--server",
+            &server.addr,
+            "--batch",
+            s(&batch),
+            "--bundle",
+            s(&bundle),
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.split_whitespace().map(String::from));
+        args
     }
 
     fn entries(&self) -> Vec<Value> {
@@ -698,10 +737,7 @@ fn factory_batch_issues_certificates_for_signing_requests() {
         s(&csrs)
     );
     let args = batch_args(d.dir.path(), &d.data, &spec, &d.path("csr-batch"));
-    let v = json(
-        &d.data,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let v = json(&d.data, &strs(&args));
     let devices = v["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 2);
     for (i, e) in devices.iter().enumerate() {
@@ -1018,56 +1054,29 @@ fn serve_register_simulate_outcomes_and_audit_work_together() {
     std::fs::write(d.path("token"), TOKEN).unwrap();
     for (i, e) in entries.iter().enumerate() {
         let label = e["label"].as_str().unwrap();
-        let account = d.account.to_string();
         let token = d.path("token");
-        let mut args = vec![
-            "register",
-            "--server",
-            &server.addr,
-            "--token-file",
-            s(&token),
-            "--account",
-            &account,
-        ];
+        let mut args = d.register_args(&server, &token);
         // The first label comes from standard input, as a scanner would pipe it.
         let v = if i == 0 {
-            args.push("-");
-            json_with_stdin(&d.data, &args, Some(label))
+            args.push("-".into());
+            json_with_stdin(&d.data, &strs(&args), Some(label))
         } else {
-            args.push(label);
-            json(&d.data, &args)
+            args.push(label.into());
+            json(&d.data, &strs(&args))
         };
         assert_eq!(v["result"], "added");
     }
     // A wrong token is refused by the server.
     std::fs::write(d.path("bad-token"), "not-the-token").unwrap();
     zt(&d.data)
-        .args([
-            "register",
-            "--server",
-            &server.addr,
-            "--token-file",
-            s(&d.path("bad-token")),
-            "--account",
-            &d.account.to_string(),
-            entries[0]["label"].as_str().unwrap(),
-        ])
+        .args(d.register_args(&server, &d.path("bad-token")))
+        .arg(entries[0]["label"].as_str().unwrap())
         .assert()
         .failure();
 
     // One device with each step printed.
     let one = zt(&d.data)
-        .args([
-            "simulate",
-            "--server",
-            &server.addr,
-            "--batch",
-            s(&d.path("batch")),
-            "--bundle",
-            s(&d.path("pinned.cbor")),
-            "--count",
-            "1",
-        ])
+        .args(d.simulate_args(&server, "--count 1"))
         .assert()
         .success()
         .get_output()
@@ -1099,20 +1108,7 @@ fn serve_register_simulate_outcomes_and_audit_work_together() {
     assert_eq!(outcomes["outcomes"][0]["outcome"], "joined");
 
     // The rest of the batch at once (the first device runs again: a second first boot).
-    let many = json(
-        &d.data,
-        &[
-            "simulate",
-            "--server",
-            &server.addr,
-            "--batch",
-            s(&d.path("batch")),
-            "--bundle",
-            s(&d.path("pinned.cbor")),
-            "--concurrency",
-            "3",
-        ],
-    );
+    let many = json(&d.data, &strs(&d.simulate_args(&server, "--concurrency 3")));
     assert_eq!(many["devices"], 4);
     assert_eq!(many["joined"], 4);
     for e in &entries {
@@ -1138,35 +1134,15 @@ fn blocked_device_is_refused_by_the_server() {
     let e = &d.entries()[0];
     std::fs::write(d.path("token"), TOKEN).unwrap();
     let server = Server::start(&d.data);
-    json(
-        &d.data,
-        &[
-            "register",
-            "--server",
-            &server.addr,
-            "--token-file",
-            s(&d.path("token")),
-            "--account",
-            &d.account.to_string(),
-            e["label"].as_str().unwrap(),
-        ],
-    );
+    let mut args = d.register_args(&server, &d.path("token"));
+    args.push(e["label"].as_str().unwrap().into());
+    json(&d.data, &strs(&args));
     json(
         &d.data,
         &["devices", "block", e["key_id"].as_str().unwrap()],
     );
     zt(&d.data)
-        .args([
-            "simulate",
-            "--server",
-            &server.addr,
-            "--batch",
-            s(&d.path("batch")),
-            "--bundle",
-            s(&d.path("pinned.cbor")),
-            "--timeout",
-            "5",
-        ])
+        .args(d.simulate_args(&server, "--timeout 5"))
         .assert()
         .failure();
     let o = json(&d.data, &["outcomes", e["key_id"].as_str().unwrap()]);
