@@ -33,6 +33,13 @@ pub enum ErrorCode {
     RateLimited = 6,
     /// The server failed; retry after `retry_after_s`.
     Internal = 7,
+    /// Flow 2: the association server does not confirm that the two devices share an account
+    /// (the joiner is unknown, blocked, on another account, or has no device secret: one code
+    /// for all). The sponsor may offer the owner a fallback.
+    NotAssociated = 8,
+    /// Flow 2, sponsor → joiner: the sponsor cannot hand over now (server unreachable, limits
+    /// reached, channel mismatch); the joiner may try another sponsor or a fallback.
+    HandoffUnavailable = 9,
 }
 
 impl ErrorCode {
@@ -45,6 +52,8 @@ impl ErrorCode {
             5 => ErrorCode::SessionExpired,
             6 => ErrorCode::RateLimited,
             7 => ErrorCode::Internal,
+            8 => ErrorCode::NotAssociated,
+            9 => ErrorCode::HandoffUnavailable,
             other => return Err(DecodeError::UnknownErrorCode(other)),
         })
     }

@@ -73,6 +73,7 @@ mod envelope;
 mod error;
 mod error_message;
 pub mod flow1;
+pub mod flow2;
 #[cfg(feature = "x509")]
 mod identity;
 mod key;

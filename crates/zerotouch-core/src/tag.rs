@@ -41,7 +41,8 @@ pub enum MessageTag {
     VerificationRequest = 0x21,
     /// Flow 2, association server → sponsor: signed verification data.
     VerificationData = 0x22,
-    /// Flow 2, sponsor → joiner: the joiner's part of the verification data.
+    /// Flow 2, association server → joiner (forwarded by the sponsor unchanged): the
+    /// joiner's part of the verification data, signed.
     ChallengeData = 0x23,
     /// Flow 2, joiner → sponsor: the answer to the challenge.
     ChallengeResponse = 0x24,
@@ -108,11 +109,10 @@ impl MessageTag {
             | MessageTag::VerificationRequest => Some(KeyRole::DeviceIdentity),
             MessageTag::RevocationVerdict => Some(KeyRole::RevocationVerdict),
             MessageTag::OpenSetupNetworkOrder => Some(KeyRole::ProvisionerOrder),
-            MessageTag::VerificationData => Some(KeyRole::Association),
+            MessageTag::VerificationData | MessageTag::ChallengeData => Some(KeyRole::Association),
             MessageTag::Hello
             | MessageTag::RevocationQuery
             | MessageTag::PeerCredentialRequest
-            | MessageTag::ChallengeData
             | MessageTag::ChallengeResponse
             | MessageTag::CredentialHandover
             | MessageTag::Error => None,
