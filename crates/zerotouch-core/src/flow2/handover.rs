@@ -80,8 +80,9 @@ impl Message for CredentialHandover {
                     .ok()
                     .filter(|s| *s >= 1)
                     .ok_or(DecodeError::OutOfRange { field: "security" })?,
-                passphrase: Passphrase::new(&passphrase)
-                    .map_err(|_| DecodeError::OutOfRange { field: "passphrase" })?,
+                passphrase: Passphrase::new(&passphrase).map_err(|_| DecodeError::OutOfRange {
+                    field: "passphrase",
+                })?,
             },
         })
     }

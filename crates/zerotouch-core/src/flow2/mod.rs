@@ -89,7 +89,13 @@ pub fn header(tag: MessageTag, session_id: SessionId) -> Header {
 /// (The nonce is in every signed payload; it is not in the transcript because the server must
 /// find the signer's key before it can read the payload.)
 pub fn handoff_transcript(provider: &dyn CryptoProvider, session_id: &SessionId) -> TranscriptHash {
-    Transcript::new(provider, Flow::PeerHandoff, Transport::LocalStream, session_id).hash()
+    Transcript::new(
+        provider,
+        Flow::PeerHandoff,
+        Transport::LocalStream,
+        session_id,
+    )
+    .hash()
 }
 
 /// The binding value of an encrypted local channel: its Noise handshake hash. Two channels

@@ -1,0 +1,143 @@
+//! What the roles tell the firmware: typed events, and the typed reasons behind refusals and
+//! failures.
+
+use zerotouch_core::flow2::ChannelBinding;
+use zerotouch_core::{DecodeError, ErrorCode, KeyId, Passphrase, SealError, SignatureError};
+
+use crate::PeerError;
+
+/// Something the joiner's firmware acts on or logs. `Debug` redacts the passphrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinerEvent {
+    /// The encrypted channel is open; this is its binding (for logs).
+    ChannelOpen {
+        /// The channel's binding value.
+        binding: ChannelBinding,
+    },
+    /// The association server vouched for this sponsor and challenged the joiner; the joiner
+    /// answered.
+    Challenged {
+        /// The sponsor's device key id.
+        sponsor_id: KeyId,
+    },
+    /// Every check passed: join this network. Reported only after the server's signature,
+    /// the nonce's freshness, the channel binding and the commitment all checked out.
+    Join {
+        /// The network.
+        ssid: alloc::vec::Vec<u8>,
+        /// Security bits (1 = WPA2-Personal, 2 = WPA3-Personal, 3 = either).
+        security: u8,
+        /// Its passphrase (zeroized when dropped).
+        passphrase: Passphrase,
+    },
+    /// The sponsor sent an unsigned error: a hint (try another sponsor or a fallback).
+    SponsorHint {
+        /// What it said.
+        code: ErrorCode,
+    },
+    /// The handoff failed; the channel is closed.
+    Failed {
+        /// Why.
+        reason: JoinerFailure,
+    },
+    /// Persisting the attempt counter failed; no attempt was started.
+    StateNotSaved,
+}
+
+/// Why a joiner's handoff failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinerFailure {
+    /// The attempt limit is reached; the firmware must reset it after an owner action.
+    AttemptLimitReached,
+    /// The local channel broke (tampered frame, closed stream, failed handshake).
+    Channel(PeerError),
+    /// A message was not the well-formed one expected at this point.
+    Malformed(DecodeError),
+    /// A message came out of order.
+    Unexpected,
+    /// The challenge data's signature did not verify against the pinned association keys.
+    Signature(SignatureError),
+    /// The challenge data names another joiner, nonce or session (a replay).
+    WrongHandoff,
+    /// The signed binding is not this channel's: someone is relaying between two channels.
+    BindingMismatch,
+    /// The nonce expired on the joiner's own clock before the handoff completed.
+    NonceExpired,
+    /// The credential does not match the commitment the server signed.
+    CommitmentMismatch,
+    /// The sponsor gave up (see the preceding [`JoinerEvent::SponsorHint`]).
+    SponsorRefused,
+}
+
+/// Something the sponsor's firmware acts on or logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SponsorEvent {
+    /// The encrypted channel is open; this is its binding (for logs).
+    ChannelOpen {
+        /// The channel's binding value.
+        binding: ChannelBinding,
+    },
+    /// A joiner asked for the credential; a verification request is on its way to the server.
+    CredentialRequested {
+        /// The joiner's device key id.
+        joiner_id: KeyId,
+    },
+    /// The association server confirmed the joiner; its challenge went to the joiner.
+    JoinerVouchedFor {
+        /// The joiner's device key id.
+        joiner_id: KeyId,
+    },
+    /// The joiner answered correctly and the credential went out, encrypted.
+    HandedOver {
+        /// The joiner's device key id.
+        joiner_id: KeyId,
+    },
+    /// The server refused (unsigned: a hint). `NotAssociated` means the devices do not share
+    /// an account as far as the server knows.
+    ServerRefused {
+        /// What it said.
+        code: ErrorCode,
+    },
+    /// The handoff failed; the channel is closed.
+    Failed {
+        /// Why.
+        reason: SponsorFailure,
+    },
+    /// Persisting the attempt counter failed; no attempt was started.
+    StateNotSaved,
+}
+
+/// Why a sponsor's handoff failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SponsorFailure {
+    /// The attempt limit is reached; the firmware must reset it after an owner action.
+    AttemptLimitReached,
+    /// The local channel broke.
+    Channel(PeerError),
+    /// A message was not the well-formed one expected at this point.
+    Malformed(DecodeError),
+    /// A message came out of order.
+    Unexpected,
+    /// The joiner's view of the binding differs from the sponsor's: a relay, or a broken
+    /// channel. (Advisory: the sponsor stops early; it never signs the joiner's value.)
+    BindingMismatch,
+    /// The server's answer did not verify against the pinned association keys.
+    Signature(SignatureError),
+    /// The server's answer is about another request (ids, nonce, commitment or binding).
+    WrongVerification,
+    /// The expected answer did not open under this handoff's answer key.
+    SealedAnswer(SealError),
+    /// The device's signer failed, or its signature did not check.
+    Signer(SignatureError),
+    /// The association server refused (see [`SponsorEvent::ServerRefused`]).
+    ServerRefused,
+    /// No answer from the association server after every retransmission.
+    ServerUnreachable,
+    /// The joiner sent no credential request in time after the stream was accepted.
+    RequestTimeout,
+    /// The joiner did not answer within the server's answer window.
+    AnswerTimeout,
+    /// The joiner's answer is wrong: it does not hold the device secret, or it answered on
+    /// another channel.
+    WrongAnswer,
+}
