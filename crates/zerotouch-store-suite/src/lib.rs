@@ -89,6 +89,7 @@ macro_rules! store_suite {
             expired_response_is_not_served,
             counter_windows_are_independent,
             concurrent_increments_are_never_lost,
+            peer_request_counters_count_per_scope_and_survive_a_restart,
             failures_lock_out_at_the_limit_and_lockouts_double,
             failures_while_locked_are_not_counted,
             concurrent_failures_are_never_lost,

@@ -955,6 +955,54 @@ pub async fn concurrent_increments_are_never_lost<H: Harness>(h: &H) {
     );
 }
 
+/// The flow-2 request counters (per sponsor, per joiner) count apart from each other and from
+/// every other scope for the same subject, and keep their counts across a restart: a sponsor
+/// cannot get a fresh budget by waiting for the server to restart.
+pub async fn peer_request_counters_count_per_scope_and_survive_a_restart<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    let subject = device_id(1).as_bytes().to_vec();
+    let sponsor = CounterKey::new(CounterScope::PeerSponsorRequests, subject.clone());
+    let joiner = CounterKey::new(CounterScope::PeerJoinerRequests, subject.clone());
+    let signatures = CounterKey::new(CounterScope::Signatures, subject);
+    assert_ne!(
+        CounterScope::PeerSponsorRequests.as_str(),
+        CounterScope::PeerJoinerRequests.as_str()
+    );
+    for expected in 1..=2 {
+        assert_eq!(
+            s.increment_counter(sponsor.clone(), T0, at(7_200_000))
+                .await
+                .unwrap(),
+            expected
+        );
+    }
+    assert_eq!(
+        s.increment_counter(joiner.clone(), T0, at(7_200_000))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.increment_counter(signatures, T0, at(7_200_000))
+            .await
+            .unwrap(),
+        1
+    );
+    let Some(s) = h.reopen(s).await else { return };
+    assert_eq!(
+        s.increment_counter(sponsor, T0, at(7_200_000))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.increment_counter(joiner, T0, at(7_200_000))
+            .await
+            .unwrap(),
+        2
+    );
+}
+
 const POLICY: LockoutPolicy = LockoutPolicy {
     max_failures: 3,
     lockout: Duration::from_secs(60),

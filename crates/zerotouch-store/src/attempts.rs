@@ -1,4 +1,5 @@
-//! Counters and lock-outs: PIN attempts, signatures per device key per hour, registrar tries.
+//! Counters and lock-outs: PIN attempts, signatures per device key per hour, registrar tries,
+//! flow-2 verification requests per sponsor and per joiner.
 
 use core::future::Future;
 use core::time::Duration;
@@ -19,6 +20,10 @@ pub enum CounterScope {
     RegistrarClaims,
     /// Wrong codes in flow-2 fallbacks per device.
     CodeAttempts,
+    /// Flow-2 verification requests per sponsor device (the signer of the request).
+    PeerSponsorRequests,
+    /// Flow-2 verification requests per joiner device (the device a sponsor asks about).
+    PeerJoinerRequests,
 }
 
 impl CounterScope {
@@ -29,6 +34,8 @@ impl CounterScope {
             CounterScope::Signatures => "signatures",
             CounterScope::RegistrarClaims => "registrar-claims",
             CounterScope::CodeAttempts => "code",
+            CounterScope::PeerSponsorRequests => "peer-sponsor",
+            CounterScope::PeerJoinerRequests => "peer-joiner",
         }
     }
 }
