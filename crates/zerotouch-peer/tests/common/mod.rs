@@ -44,7 +44,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Verifies the sponsor's request and answers as the association server does.
-    pub fn answer(&mut self, bytes: &[u8], rng: &mut ChaCha20Rng) -> Vec<u8> {
+    pub fn answer<R: rand_core::CryptoRng>(&mut self, bytes: &[u8], rng: &mut R) -> Vec<u8> {
         self.requests.push(bytes.to_vec());
         let p = RustCryptoProvider;
         let env = Envelope::decode(bytes).unwrap();
