@@ -77,3 +77,41 @@ impl Default for ServiceConfig {
         }
     }
 }
+
+/// The association service's configuration (flow 2).
+#[derive(Debug, Clone)]
+pub struct AssociationConfig {
+    /// How long a joiner's nonce is remembered: within this time a second verification request
+    /// with the same nonce is refused, whatever its session. Longer than any nonce lifetime a
+    /// joiner accepts on its own clock (which may be wrong), so a captured request cannot be
+    /// replayed while the joiner might still take the answer.
+    pub nonce_memory: Duration,
+    /// How long the response to a request is kept for identical retransmissions.
+    pub response_lifetime: Duration,
+    /// The window the request limits count in.
+    pub rate_window: Duration,
+    /// Verification requests one sponsor may make per window.
+    pub requests_per_sponsor: u64,
+    /// Verification requests naming one joiner per window (whichever sponsors make them).
+    pub requests_per_joiner: u64,
+    /// How long the sponsor waits for the joiner's answer, on its own clock (sent in the
+    /// verification data).
+    pub answer_window: Duration,
+    /// How long a sponsor is told to wait after being refused as not authorized or not
+    /// associated.
+    pub refusal_retry_after: Duration,
+}
+
+impl Default for AssociationConfig {
+    fn default() -> Self {
+        AssociationConfig {
+            nonce_memory: Duration::from_secs(24 * 3600),
+            response_lifetime: Duration::from_secs(600),
+            rate_window: Duration::from_secs(3600),
+            requests_per_sponsor: 20,
+            requests_per_joiner: 10,
+            answer_window: Duration::from_millis(30_000),
+            refusal_retry_after: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! # zerotouch-server
 //!
-//! The flow-1 setup service: a handler that takes a request's bytes, who delivered them and
-//! the time, and returns the response's bytes. Transports (HTTPS, DNS, a BLE relay) only move
-//! bytes to [`SetupService::handle`]; every protocol decision is made here, over the
+//! The flow-1 setup service and the flow-2 association service: handlers that take a
+//! request's bytes, who delivered them and the time, and return the response's bytes.
+//! Transports (HTTPS, DNS, a BLE relay) only move bytes to [`SetupService::handle`] and
+//! [`AssociationService::handle`]; every protocol decision is made here, over the
 //! [`Store`](zerotouch_store::Store), so any server process can continue any session.
 //!
 //! What it decides:
@@ -22,6 +23,15 @@
 //! - **rate**: signatures per device key per hour are capped;
 //! - **outcomes**, the **revocation service** (verdicts signed by a dedicated key) and the
 //!   **registrar** policy ([`SetupService::register_device`]).
+//!
+//! The association service ([`AssociationService::answer`], flow 2 steps 3–4) checks a
+//! sponsor's signed verification request (known, unblocked sponsor; its TLS client key, if
+//! any; identical retransmissions answered with the stored bytes; the joiner's nonce used
+//! once; per-sponsor and per-joiner limits in the store; both devices on one account, the
+//! joiner with a device secret) and answers with challenge data for the joiner and the
+//! expected answer sealed to the sponsor, both signed by the association key. It copies the
+//! sponsor's credential commitment and never sees the credential.
+//! [`SetupService::association_service`] builds one on the setup service's store and keys.
 //!
 //! Unknown, blocked, locked and unowned devices get the same unsigned error. Every request is
 //! handled in a `tracing` span named `flow1` with its session id; no secret is ever logged.
@@ -57,19 +67,25 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod association;
+mod association_refusal;
 mod config;
 mod credentials;
+mod device_key;
 mod error;
 mod measured_store;
 mod metrics;
 mod observed;
 mod refusal;
 mod registrar;
+mod responses;
 mod session_state;
 mod setup;
 mod transport_identity;
 
-pub use config::{AmbiguousKeyPolicy, PinPolicy, ServiceConfig};
+pub use association::AssociationService;
+pub use association_refusal::{AssociationAnswer, AssociationRefusal};
+pub use config::{AmbiguousKeyPolicy, AssociationConfig, PinPolicy, ServiceConfig};
 pub use error::ServerError;
 pub use measured_store::MeasuredStore;
 pub use metrics::{Labels, ServiceMetrics};

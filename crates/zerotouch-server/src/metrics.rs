@@ -1,5 +1,5 @@
 //! What an operator watches: requests by message and result, reported outcomes, lock-outs,
-//! revocation checks and store latency, as Prometheus metrics.
+//! revocation checks, flow-2 verification requests and store latency, as Prometheus metrics.
 //!
 //! The service counts; transports register the same families into their registry and add
 //! their own (request latency by endpoint), so one scrape shows the whole server.
@@ -32,6 +32,7 @@ pub struct ServiceMetrics {
     outcomes: Family<Labels, Counter>,
     lockouts: Counter,
     revocation_checks: Family<Labels, Counter>,
+    association_requests: Family<Labels, Counter>,
     store_latency: HistogramFamily,
 }
 
@@ -42,6 +43,7 @@ impl Default for ServiceMetrics {
             outcomes: Family::default(),
             lockouts: Counter::default(),
             revocation_checks: Family::default(),
+            association_requests: Family::default(),
             store_latency: Family::new_with_constructor(latency_histogram),
         }
     }
@@ -92,6 +94,11 @@ impl ServiceMetrics {
             self.revocation_checks.clone(),
         );
         registry.register(
+            "zerotouch_association_requests",
+            "Flow-2 verification requests by result (answered, or the refusal reason)",
+            self.association_requests.clone(),
+        );
+        registry.register(
             "zerotouch_store_operation_seconds",
             "Store operation latency, by operation",
             self.store_latency.clone(),
@@ -122,6 +129,12 @@ impl ServiceMetrics {
             .inc();
     }
 
+    pub(crate) fn association_request(&self, result: &'static str) {
+        self.association_requests
+            .get_or_create(&vec![("result", result)])
+            .inc();
+    }
+
     /// Records one store operation's latency (used by [`crate::MeasuredStore`]).
     pub fn store_operation(&self, operation: &'static str, elapsed: Duration) {
         self.store_latency
@@ -133,6 +146,14 @@ impl ServiceMetrics {
     pub fn requests_counted(&self, message: &'static str, result: &'static str) -> u64 {
         self.requests
             .get_or_create(&vec![("message", message), ("result", result)])
+            .get()
+    }
+
+    /// How many flow-2 verification requests with this result were counted (`"answered"` or
+    /// an [`AssociationRefusal::as_str`](crate::AssociationRefusal::as_str)).
+    pub fn association_requests_counted(&self, result: &'static str) -> u64 {
+        self.association_requests
+            .get_or_create(&vec![("result", result)])
             .get()
     }
 }

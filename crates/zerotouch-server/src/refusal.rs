@@ -113,8 +113,13 @@ pub(crate) fn error_response(
         session_id: request.map_or(SessionId([0; 16]), |h| h.session_id),
         seq: request.map_or(0, |h| h.seq.saturating_add(1)),
     };
+    error_envelope(header, refusal.code(), retry_after_s)
+}
+
+/// An unsigned error message with `header` (its tag must be `Error`) and `code`.
+pub(crate) fn error_envelope(header: Header, code: ErrorCode, retry_after_s: u32) -> Vec<u8> {
     let body = ErrorMessage {
-        code: refusal.code(),
+        code,
         retry_after_s,
         supported_versions: SUPPORTED_VERSIONS.to_vec(),
     }

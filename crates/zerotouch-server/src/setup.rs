@@ -11,26 +11,29 @@ use zerotouch_core::flow1::binding::{
     revocation_transcript, seal_aad,
 };
 use zerotouch_core::flow1::{
-    CredentialEntry, CredentialRequest, CredentialResponse, DeviceIdentityRef, DeviceReport,
-    EntryStatus, Hello, OutcomeAck, OutcomeReport, RevocationQuery, RevocationStatus,
-    RevocationVerdict, ServerProof, SetupTranscript, header, seq_of,
+    CredentialEntry, CredentialRequest, CredentialResponse, DeviceReport, EntryStatus, Hello,
+    OutcomeAck, OutcomeReport, RevocationQuery, RevocationStatus, RevocationVerdict, ServerProof,
+    SetupTranscript, header, seq_of,
 };
 use zerotouch_core::{
-    Body, CryptoProvider, DecodeError, DeviceCertificate, Envelope, Header, Instant, KeyId,
-    KeyRole, KeyState, Message, MessageTag, Nonce, PublicKey, RustCryptoProvider,
-    SUPPORTED_VERSIONS, ServerKeyRing, SessionId, SignedBody, Signer, TranscriptHash,
-    negotiate_suite, negotiate_version, sign_message,
+    Body, CryptoProvider, DecodeError, Envelope, Header, Instant, KeyId, KeyRole, KeyState,
+    Message, MessageTag, Nonce, PublicKey, RustCryptoProvider, SUPPORTED_VERSIONS, ServerKeyRing,
+    SessionId, SignedBody, Signer, TranscriptHash, negotiate_suite, negotiate_version,
+    sign_message,
 };
 use zerotouch_store::{
-    AccountId, CounterKey, CounterScope, DeviceIdentity, DeviceRecord, NonceUse, PutResponse,
-    ResponseKey, SessionCas, Store, StoreError, StoredResponse,
+    AccountId, CounterKey, CounterScope, DeviceRecord, NonceUse, ResponseKey, SessionCas, Store,
+    StoreError,
 };
 
-use crate::config::{AmbiguousKeyPolicy, PinPolicy, ServiceConfig};
+use crate::association::AssociationService;
+use crate::config::{AmbiguousKeyPolicy, AssociationConfig, PinPolicy, ServiceConfig};
 use crate::credentials;
+use crate::device_key::{identity_key, record_key};
 use crate::metrics::ServiceMetrics;
 use crate::observed::{outcome_kind, scan_report};
 use crate::refusal::{Refusal, error_response};
+use crate::responses::{self, Earlier, Kept};
 use crate::session_state::{SetupSession, Stage};
 use crate::transport_identity::TransportIdentity;
 
@@ -55,8 +58,10 @@ impl From<DecodeError> for Refusal {
 /// Stateless between requests: everything a session needs next is in the store, so any
 /// process sharing the store can continue any session.
 pub struct SetupService<St, S> {
-    store: St,
-    keys: ServerKeyRing<S>,
+    // Shared (not owned) so that an association service built with
+    // [`SetupService::association_service`] works on the very same store and keys.
+    store: Arc<St>,
+    keys: Arc<ServerKeyRing<S>>,
     config: ServiceConfig,
     provider: Arc<dyn CryptoProvider>,
     last_purge_ms: AtomicU64,
@@ -103,18 +108,12 @@ enum Filed {
     New { key: ResponseKey, digest: [u8; 32] },
 }
 
-/// Whether a stored response answers this request, and how the attempt to store ours went.
-enum Kept {
-    Ours(Vec<u8>),
-    Theirs(Vec<u8>),
-}
-
 impl<St: Store, S: Signer> SetupService<St, S> {
     /// A service over `store`, signing with `keys`.
     pub fn new(store: St, keys: ServerKeyRing<S>, config: ServiceConfig) -> Self {
         SetupService {
-            store,
-            keys,
+            store: Arc::new(store),
+            keys: Arc::new(keys),
             config,
             provider: Arc::new(RustCryptoProvider),
             last_purge_ms: AtomicU64::new(0),
@@ -165,9 +164,22 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         &self.store
     }
 
-    /// Gives the store back (tests, shutdown).
-    pub fn into_store(self) -> St {
-        self.store
+    /// Gives the store back (tests, shutdown); the service itself while an association
+    /// service built from it still shares the store.
+    pub fn into_store(self) -> Result<St, Box<Self>> {
+        match Arc::try_unwrap(self.store) {
+            Ok(store) => Ok(store),
+            Err(store) => Err(Box::new(SetupService { store, ..self })),
+        }
+    }
+
+    /// The flow-2 association service over the same store and keys, with the same crypto
+    /// provider and metrics: how one server process answers both flows (the HTTPS adapter's
+    /// `serve` does this).
+    pub fn association_service(&self, config: AssociationConfig) -> AssociationService<St, S> {
+        AssociationService::shared(Arc::clone(&self.store), Arc::clone(&self.keys), config)
+            .with_provider(Arc::clone(&self.provider))
+            .with_metrics(self.metrics.clone())
     }
 
     /// The signing keys.
@@ -345,13 +357,13 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         digest: &[u8; 32],
         now: Instant,
     ) -> Result<Option<Vec<u8>>, Refusal> {
-        match self.store.stored_response(key, now).await? {
-            Some(r) if r.request_digest == *digest => {
+        match responses::earlier(&*self.store, key, digest, now).await? {
+            Earlier::Same(r) => {
                 info!("identical retransmission: stored response");
-                Ok(Some(r.response))
+                Ok(Some(r))
             }
-            Some(_) => Err(Refusal::Replay),
-            None => Ok(None),
+            Earlier::Different => Err(Refusal::Replay),
+            Earlier::Nothing => Ok(None),
         }
     }
 
@@ -362,16 +374,9 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         response: Vec<u8>,
         expires_at: Instant,
     ) -> Result<Kept, Refusal> {
-        let stored = StoredResponse {
-            request_digest: digest,
-            response: response.clone(),
-            expires_at,
-        };
-        match self.store.put_response_if_absent(key, stored).await? {
-            PutResponse::Stored => Ok(Kept::Ours(response)),
-            PutResponse::Existing(r) if r.request_digest == digest => Ok(Kept::Theirs(r.response)),
-            PutResponse::Existing(_) => Err(Refusal::Replay),
-        }
+        responses::keep(&*self.store, key, digest, response, expires_at)
+            .await?
+            .ok_or(Refusal::Replay)
     }
 
     fn pin_counter(device: &KeyId) -> CounterKey {
@@ -434,17 +439,8 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         Ok(())
     }
 
-    /// Ids of keys the store records as revoked (the store is shared by every process; the
-    /// in-memory ring may be older).
     async fn revoked_keys(&self) -> Result<Vec<KeyId>, Refusal> {
-        Ok(self
-            .store
-            .server_keys()
-            .await?
-            .into_iter()
-            .filter(|k| k.state == KeyState::Revoked)
-            .map(|k| k.key_id)
-            .collect())
+        Ok(revoked_keys(&*self.store).await?)
     }
 
     fn usable_setup_signer(&self, id: &KeyId, revoked: &[KeyId]) -> Option<&S> {
@@ -1024,30 +1020,14 @@ fn verify_proof<'a>(
         })
 }
 
-/// The device key a hello names (a certificate in clear proves nothing by itself; the key
-/// proof in the credential request does).
-fn identity_key(identity: &DeviceIdentityRef) -> Option<PublicKey> {
-    match identity {
-        DeviceIdentityRef::Certificate(der) => key_of(true, der),
-        DeviceIdentityRef::PublicKey(der) => key_of(false, der),
-    }
-}
-
-/// The device key a stored record holds.
-fn record_key(device: &DeviceRecord) -> Option<PublicKey> {
-    match &device.identity {
-        DeviceIdentity::Certificate(der) => key_of(true, der),
-        DeviceIdentity::PublicKey(der) => key_of(false, der),
-    }
-}
-
-/// The public key in a DER certificate or SubjectPublicKeyInfo.
-fn key_of(certificate: bool, der: &[u8]) -> Option<PublicKey> {
-    if certificate {
-        DeviceCertificate::from_der(der)
-            .ok()
-            .map(|c| c.public_key().clone())
-    } else {
-        PublicKey::from_spki_der(der).ok()
-    }
+/// Ids of keys the store records as revoked (the store is shared by every process; the
+/// in-memory ring may be older).
+pub(crate) async fn revoked_keys<St: Store>(store: &St) -> Result<Vec<KeyId>, StoreError> {
+    Ok(store
+        .server_keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.state == KeyState::Revoked)
+        .map(|k| k.key_id)
+        .collect())
 }

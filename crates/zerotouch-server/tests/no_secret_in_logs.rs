@@ -11,37 +11,13 @@ mod common;
 
 use common::drive::*;
 use common::*;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use zerotouch_device::*;
 use zerotouch_server::*;
 use zerotouch_store_suite::fixtures;
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_logs_of_a_whole_run_hold_no_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // Global, not scoped: a scoped subscriber misses callsites another thread cached first.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = Captured::global();
 
     let w = world(ServiceConfig::default()).await;
     let mut dev = device(&w.pinned, Some(fixtures::PIN));
@@ -69,7 +45,7 @@ async fn the_logs_of_a_whole_run_hold_no_secret() {
     )
     .await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("credential response sent"),
         "the run was logged: {logs}"

@@ -512,7 +512,10 @@ async fn key_selection_prefers_the_mapped_key_when_trusted() {
 }
 
 fn service_into_store(service: SetupService<MemoryStore, SoftwareSigner>) -> MemoryStore {
-    service.into_store()
+    match service.into_store() {
+        Ok(store) => store,
+        Err(_) => panic!("nothing else shares the store"),
+    }
 }
 
 #[tokio::test]

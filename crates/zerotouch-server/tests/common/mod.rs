@@ -3,6 +3,7 @@
 //! can send what a correct device sends, and anything else.
 #![allow(dead_code)]
 
+pub mod association;
 pub mod drive;
 
 use rand_chacha::ChaCha20Rng;
@@ -385,4 +386,40 @@ pub async fn proof_for<St: Store>(w: &World<St>, client: &mut Client, now: Insta
     let hello = client.hello();
     let bytes = w.service.handle(&hello, &direct(), now, &mut fresh()).await;
     client.accept_proof(&bytes, &w.pinned)
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Installs the global `tracing` subscriber (every level) writing into a new buffer. Global,
+    /// not scoped: a scoped subscriber misses callsites another thread cached first; so one
+    /// call per test binary.
+    pub fn global() -> Captured {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        captured
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
 }
