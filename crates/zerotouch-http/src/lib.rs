@@ -10,13 +10,15 @@
 //! [`SetupService::answer`](zerotouch_server::SetupService::answer) unchanged, with the
 //! client certificate's key (or the relay's identity) as the
 //! [`TransportIdentity`](zerotouch_server::TransportIdentity), and its answer comes back
-//! unchanged. The adapter checks who may call which endpoint, sizes, times and rates.
+//! unchanged; a sponsor's verification request (flow 2) goes to
+//! [`AssociationService::answer`](zerotouch_server::AssociationService::answer) the same way. The adapter checks who may call which endpoint, sizes, times and rates.
 //!
 //! | endpoint | method | caller | body |
 //! |---|---|---|---|
 //! | `/v1/setup` | POST | device certificate (manufacturer CA) | flow-1 message, `application/cbor` |
 //! | `/v1/revocation` | POST | device certificate (manufacturer CA) | revocation query, `application/cbor` |
 //! | `/v1/relay/ble`, `/v1/relay/local-stream` | POST | provisioner certificate | the device's message, unchanged |
+//! | `/v1/peer/verify` | POST | sponsor's device certificate (manufacturer CA), of the request's signer | flow-2 verification request, `application/cbor` |
 //! | `/v1/registrar/registrations` | POST | registrar certificate or `Authorization: Bearer` token | [`RegistrationRequest`] |
 //! | `/v1/operator/audit` | GET | operator token | [`AuditRecord`]s |
 //! | `/healthz`, `/readyz` | GET | anyone (also on the operations listener) | text |
@@ -24,8 +26,8 @@
 //!
 //! The client side: [`device_tls_config`] (the device's certificate and identity key, the
 //! server checked against a CA without a clock or a pinned key), [`DirectHttps`] and
-//! [`drive`] to run a `zerotouch-device` session, [`RelayClient`], [`RegistrarClient`] and
-//! [`OperatorClient`].
+//! [`drive`] to run a `zerotouch-device` session, [`RelayClient`], [`AssociationClient`] (a
+//! sponsor's verification requests), [`RegistrarClient`] and [`OperatorClient`].
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -59,6 +61,7 @@ mod error;
 mod server;
 
 pub use api::{AuditRecord, RegistrationRequest, RegistrationResponse, RegistrationResult};
+pub use client::association::AssociationClient;
 pub use client::channel::{HttpsChannel, Reply, ServerEndpoint};
 pub use client::device::{DeviceRun, DirectHttps, Exchange, Radio, drive, drive_observed};
 pub use client::registrar::{OperatorClient, RegistrarClient};
@@ -68,6 +71,7 @@ pub use client::trust::ServerTrust;
 pub use error::HttpError;
 pub use server::{
     CertificateProblem, HttpConfig, Limits, PeerRole, RateLimit, RunningServer, serve,
+    serve_with_association,
 };
 
 use hyper::header::HeaderName;
@@ -81,6 +85,9 @@ pub const SETUP_PATH: &str = "/v1/setup";
 pub const REVOCATION_PATH: &str = "/v1/revocation";
 /// Relayed device messages: this prefix and the device's transport (`ble`, `local-stream`).
 pub const RELAY_PATH_PREFIX: &str = "/v1/relay/";
+/// Flow-2 verification requests from sponsors (mutual TLS with the sponsor's device
+/// certificate).
+pub const PEER_VERIFY_PATH: &str = "/v1/peer/verify";
 /// Registrations by registrars.
 pub const REGISTRAR_PATH: &str = "/v1/registrar/registrations";
 /// The audit log of registrar changes, for operators.

@@ -1,5 +1,6 @@
-//! Clients: the device, the provisioner relay, registrars and operators.
+//! Clients: the device, the provisioner relay, the sponsor (flow 2), registrars and operators.
 
+pub(crate) mod association;
 pub(crate) mod channel;
 pub(crate) mod device;
 mod identity_key;

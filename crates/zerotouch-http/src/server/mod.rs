@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 use zerotouch_core::Signer;
-use zerotouch_server::SetupService;
+use zerotouch_server::{AssociationConfig, AssociationService, SetupService};
 use zerotouch_store::Store;
 
 pub use config::{HttpConfig, Limits, RateLimit};
@@ -72,10 +72,22 @@ impl RunningServer {
 }
 
 /// Starts the server for `service` as `config` says: binds the listeners and returns once
-/// they accept connections.
+/// they accept connections. The association service (flow 2, [`crate::PEER_VERIFY_PATH`])
+/// runs beside it on the same store and keys, with [`AssociationConfig::default`].
 pub async fn serve<St: Store, S: Signer + 'static>(
     config: HttpConfig,
     service: Arc<SetupService<St, S>>,
+) -> Result<RunningServer, HttpError> {
+    let association = Arc::new(service.association_service(AssociationConfig::default()));
+    serve_with_association(config, service, association).await
+}
+
+/// [`serve`] with an association service of its own (another configuration, or a store and
+/// keys apart from the setup service's).
+pub async fn serve_with_association<St: Store, S: Signer + 'static>(
+    config: HttpConfig,
+    service: Arc<SetupService<St, S>>,
+    association: Arc<AssociationService<St, S>>,
 ) -> Result<RunningServer, HttpError> {
     let provider = crate::client::tls::provider();
     let roles = Arc::new(RoleVerifiers::new(
@@ -102,6 +114,7 @@ pub async fn serve<St: Store, S: Signer + 'static>(
     let draining = Arc::new(AtomicBool::new(false));
     let state = Arc::new(ServerState {
         service,
+        association,
         per_address: RateLimiter::new(limits.per_address),
         per_certificate: RateLimiter::new(limits.per_certificate),
         per_relay: RateLimiter::new(limits.per_relay),

@@ -1,7 +1,7 @@
 //! Requests: which endpoint, who may call it, limits, and the bytes to and from the setup
-//! service. No protocol decision is made here: device bytes go to the service unchanged and
-//! its answer comes back unchanged, with an HTTP status taken from the error code the device
-//! sees anyway.
+//! and association services. No protocol decision is made here: device bytes go to a service
+//! unchanged and its answer comes back unchanged, with an HTTP status taken from the error
+//! code the device sees anyway.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,7 +23,8 @@ use subtle::ConstantTimeEq;
 use tracing::{Instrument, info, info_span, warn};
 use zerotouch_core::{BarcodePayload, ErrorCode, Instant, KeyId, Pin, Signer, Transport};
 use zerotouch_server::{
-    ReassociationProof, Registration, ServerError, SetupService, TransportIdentity,
+    AssociationService, ReassociationProof, Registration, ServerError, SetupService,
+    TransportIdentity,
 };
 use zerotouch_store::{AccountId, RegistrarCredential, Store};
 
@@ -35,8 +36,8 @@ use crate::api::{
     AuditRecord, RegistrationRequest, RegistrationResponse, RegistrationResult, from_cbor, to_cbor,
 };
 use crate::{
-    AUDIT_PATH, CBOR, ERROR_HEADER, HEALTH_PATH, METRICS_PATH, READY_PATH, REGISTRAR_PATH,
-    RELAY_PATH_PREFIX, REVOCATION_PATH, SETUP_PATH,
+    AUDIT_PATH, CBOR, ERROR_HEADER, HEALTH_PATH, METRICS_PATH, PEER_VERIFY_PATH, READY_PATH,
+    REGISTRAR_PATH, RELAY_PATH_PREFIX, REVOCATION_PATH, SETUP_PATH,
 };
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
@@ -44,6 +45,7 @@ pub(crate) type HttpResponse = Response<Full<Bytes>>;
 /// Everything a request handler needs, shared by every connection.
 pub(crate) struct ServerState<St, S> {
     pub(crate) service: Arc<SetupService<St, S>>,
+    pub(crate) association: Arc<AssociationService<St, S>>,
     pub(crate) limits: Limits,
     pub(crate) per_address: RateLimiter<IpAddr>,
     pub(crate) per_certificate: RateLimiter<KeyId>,
@@ -61,6 +63,7 @@ enum Endpoint {
     Setup,
     Revocation,
     Relay(Transport),
+    PeerVerify,
     Registrar,
     Audit,
     Health,
@@ -74,6 +77,7 @@ impl Endpoint {
             Endpoint::Setup => "setup",
             Endpoint::Revocation => "revocation",
             Endpoint::Relay(_) => "relay",
+            Endpoint::PeerVerify => "peer_verify",
             Endpoint::Registrar => "registrar",
             Endpoint::Audit => "audit",
             Endpoint::Health => "healthz",
@@ -188,6 +192,7 @@ fn route(listener: Listener, method: &Method, path: &str) -> Result<Endpoint, Re
         (Listener::Ops, METRICS_PATH) => (Endpoint::Metrics, Method::GET),
         (Listener::Tls, SETUP_PATH) => (Endpoint::Setup, Method::POST),
         (Listener::Tls, REVOCATION_PATH) => (Endpoint::Revocation, Method::POST),
+        (Listener::Tls, PEER_VERIFY_PATH) => (Endpoint::PeerVerify, Method::POST),
         (Listener::Tls, REGISTRAR_PATH) => (Endpoint::Registrar, Method::POST),
         (Listener::Tls, AUDIT_PATH) => (Endpoint::Audit, Method::GET),
         (Listener::Tls, p) if p.starts_with(RELAY_PATH_PREFIX) => {
@@ -301,7 +306,9 @@ impl<St: Store, S: Signer + 'static> ServerState<St, S> {
                 .map_err(|wait| Rejection::rate_limited("address", wait))?;
         }
         match endpoint {
-            Endpoint::Setup | Endpoint::Revocation => {
+            Endpoint::Setup | Endpoint::Revocation | Endpoint::PeerVerify => {
+                // A sponsor is a device too: the manufacturer CA's certificate, whose key the
+                // association service checks against the request's signer.
                 let key = peer
                     .authorize(PeerRole::Device)
                     .map_err(|p| Rejection::certificate(p, PeerRole::Device))?
@@ -314,7 +321,11 @@ impl<St: Store, S: Signer + 'static> ServerState<St, S> {
                     transport: Transport::Https,
                     client_key: Some(key),
                 };
-                self.protocol(&bytes, &from).await
+                if endpoint == Endpoint::PeerVerify {
+                    self.peer_verify(&bytes, &from).await
+                } else {
+                    self.protocol(&bytes, &from).await
+                }
             }
             Endpoint::Relay(device_transport) => {
                 let key = peer
@@ -414,18 +425,25 @@ impl<St: Store, S: Signer + 'static> ServerState<St, S> {
     ) -> Result<HttpResponse, Rejection> {
         let mut rng = request_rng()?;
         let answer = self.service.answer(bytes, from, now_ms(), &mut rng).await;
-        // The status repeats the code in the (unsigned) error message, never more.
-        let status = match answer.refusal.map(|r| r.code()) {
-            None => StatusCode::OK,
-            Some(ErrorCode::BadMessage)
-            | Some(ErrorCode::UnsupportedVersion)
-            | Some(ErrorCode::NoCommonSuite) => StatusCode::BAD_REQUEST,
-            Some(ErrorCode::NotAuthorized) => StatusCode::FORBIDDEN,
-            Some(ErrorCode::SessionExpired) => StatusCode::GONE,
-            Some(ErrorCode::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
-            Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Ok(body(status, CBOR, answer.bytes))
+        Ok(body(
+            status_of(answer.refusal.map(|r| r.code())),
+            CBOR,
+            answer.bytes,
+        ))
+    }
+
+    /// Hands a sponsor's verification request to the association service and its answer back.
+    async fn peer_verify(
+        &self,
+        bytes: &[u8],
+        from: &TransportIdentity,
+    ) -> Result<HttpResponse, Rejection> {
+        let mut rng = request_rng()?;
+        let answer = self
+            .association
+            .answer(bytes, from, now_ms(), &mut rng)
+            .await;
+        Ok(body(status_of(answer.code()), CBOR, answer.bytes))
     }
 
     async fn registrar(
@@ -590,6 +608,21 @@ impl<St: Store, S: Signer + 'static> ServerState<St, S> {
                 "the store did not answer in time",
             )),
         }
+    }
+}
+
+/// The HTTP status of a protocol answer: it repeats the code in the (unsigned) error message,
+/// never more.
+fn status_of(code: Option<ErrorCode>) -> StatusCode {
+    match code {
+        None => StatusCode::OK,
+        Some(ErrorCode::BadMessage)
+        | Some(ErrorCode::UnsupportedVersion)
+        | Some(ErrorCode::NoCommonSuite) => StatusCode::BAD_REQUEST,
+        Some(ErrorCode::NotAuthorized) | Some(ErrorCode::NotAssociated) => StatusCode::FORBIDDEN,
+        Some(ErrorCode::SessionExpired) => StatusCode::GONE,
+        Some(ErrorCode::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
+        Some(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

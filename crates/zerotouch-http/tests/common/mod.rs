@@ -18,8 +18,9 @@ use rand_core::SeedableRng;
 use sha2::{Digest, Sha256};
 use zerotouch_core::flow1::{DeviceIdentityRef, ReportedNetwork};
 use zerotouch_core::{
-    BarcodePayload, CipherSuite, Instant, KeyFingerprint, KeyRole, Passphrase, Pin, PinnedKey,
-    PinnedKeys, ServerKeyRing, SignatureAlgorithm, Signer, SigningKey, SoftwareSigner, Transport,
+    BarcodePayload, CipherSuite, DeviceSecret, Instant, KeyFingerprint, KeyRole, Passphrase, Pin,
+    PinnedKey, PinnedKeys, ServerKeyRing, SignatureAlgorithm, Signer, SigningKey, SoftwareSigner,
+    Transport,
 };
 use zerotouch_device::{
     DeviceConfig, DeviceSession, JoinFailure, JoinResult, MemoryDeviceState, RetryPolicy, Trigger,
@@ -114,6 +115,8 @@ pub struct Harness {
     pub service: Arc<Service>,
     pub server: Option<RunningServer>,
     pub pinned: Vec<PinnedKey>,
+    /// The association key (flow 2): sponsors and joiners pin it.
+    pub association_key: zerotouch_core::PublicKey,
     pub accounts: Vec<AccountId>,
     pub cert_registrar: RegistrarId,
     pub registrar_cert: IssuedCertificate,
@@ -163,11 +166,20 @@ impl Harness {
         let mut rng = ChaCha20Rng::seed_from_u64(99);
         let mut ring = ServerKeyRing::new();
         let mut pinned = Vec::new();
-        for role in [KeyRole::SetupSigning, KeyRole::RevocationVerdict] {
+        let mut association_key = None;
+        for role in [
+            KeyRole::SetupSigning,
+            KeyRole::RevocationVerdict,
+            KeyRole::Association,
+        ] {
             let key = SoftwareSigner::new(
                 SigningKey::generate(SignatureAlgorithm::EcdsaP256Sha256, &mut rng).unwrap(),
             );
-            pinned.push(PinnedKey::new(role, key.public_key().clone()));
+            if role == KeyRole::Association {
+                association_key = Some(key.public_key().clone());
+            } else {
+                pinned.push(PinnedKey::new(role, key.public_key().clone()));
+            }
             use zerotouch_store::ServerKeyStore;
             store
                 .add_server_key(role, key.public_key().clone(), t)
@@ -265,6 +277,7 @@ impl Harness {
             service,
             server: Some(server),
             pinned,
+            association_key: association_key.unwrap(),
             accounts: ids,
             cert_registrar,
             registrar_cert,
@@ -368,7 +381,21 @@ impl Harness {
         algorithm: SignatureAlgorithm,
         account: usize,
     ) -> TestDevice {
-        let device = self.factory_device(seed, algorithm).await;
+        self.make_device_with_secret(seed, algorithm, account, None)
+            .await
+    }
+
+    /// [`Self::make_device`], with a flow-2 device secret.
+    pub async fn make_device_with_secret(
+        &self,
+        seed: u64,
+        algorithm: SignatureAlgorithm,
+        account: usize,
+        secret: Option<DeviceSecret>,
+    ) -> TestDevice {
+        let device = self
+            .factory_device_with_secret(seed, algorithm, secret)
+            .await;
         self.service
             .register_device(
                 self.cert_registrar,
@@ -384,6 +411,16 @@ impl Harness {
 
     /// A factory device in the store, on no account yet.
     pub async fn factory_device(&self, seed: u64, algorithm: SignatureAlgorithm) -> TestDevice {
+        self.factory_device_with_secret(seed, algorithm, None).await
+    }
+
+    /// [`Self::factory_device`], with a flow-2 device secret.
+    pub async fn factory_device_with_secret(
+        &self,
+        seed: u64,
+        algorithm: SignatureAlgorithm,
+        secret: Option<DeviceSecret>,
+    ) -> TestDevice {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let key = SigningKey::generate(algorithm, &mut rng).unwrap();
         let signer = Arc::new(SoftwareSigner::new(key));
@@ -394,7 +431,8 @@ impl Harness {
             .issue_device(signer.public_key(), 7, serial)
             .unwrap();
         let pin = Pin::generate(&mut rng, 6).unwrap();
-        self.import(&signer, &certificate, &pin, serial).await;
+        self.import_with_secret(&signer, &certificate, &pin, serial, secret)
+            .await;
         TestDevice::new(signer, certificate, pin, usize::MAX)
     }
 
@@ -404,6 +442,18 @@ impl Harness {
         certificate: &[u8],
         pin: &Pin,
         serial: u64,
+    ) {
+        self.import_with_secret(signer, certificate, pin, serial, None)
+            .await;
+    }
+
+    pub async fn import_with_secret(
+        &self,
+        signer: &SoftwareSigner,
+        certificate: &[u8],
+        pin: &Pin,
+        serial: u64,
+        device_secret: Option<DeviceSecret>,
     ) {
         use zerotouch_store::DeviceStore;
         self.service
@@ -415,7 +465,7 @@ impl Harness {
                 serial,
                 product_number: "SMARTPLUG01".into(),
                 pin: Some(PinRecord::new(pin, MIN_PIN_ITERATIONS).unwrap()),
-                device_secret: None,
+                device_secret,
                 blocked: false,
                 created_at: now(),
             }])
