@@ -13,6 +13,8 @@ use zerotouch_core::{
 };
 use zerotouch_provisioner::OpenNetworkOrder;
 
+pub mod peer;
+
 /// Secret of the fixed Ed25519 key (fuzzing only, never a real key).
 pub const ED25519_SECRET: [u8; 32] = [0x11; 32];
 /// Secret of the fixed P-256 key (fuzzing only, never a real key).
@@ -148,8 +150,28 @@ pub fn contains_slice(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The round-trip check of the body decoders (`flow1_decode`, `flow2_decode`): whatever `M`
+/// decodes from `data` re-encodes to bytes that decode to the same value, stably; with `exact`,
+/// those bytes are `data` itself (one message, one byte form).
+pub fn check_round_trip<M: Message + PartialEq + core::fmt::Debug>(data: &[u8], exact: bool) {
+    let Ok(first) = M::decode_body(data) else {
+        return;
+    };
+    let body = first.encode_body();
+    if exact {
+        assert_eq!(body, data, "a decoded body re-encodes to other bytes");
+    }
+    match M::decode_body(&body) {
+        Ok(second) => {
+            assert_eq!(first, second, "decode(encode(m)) != m");
+            assert_eq!(body, second.encode_body(), "encoding not stable");
+        }
+        Err(e) => panic!("re-encoded body does not decode: {e:?}"),
+    }
+}
+
 /// Fuzz target names, as in Cargo.toml.
-pub const TARGETS: [&str; 10] = [
+pub const TARGETS: [&str; 12] = [
     "envelope_decode",
     "error_message_decode",
     "barcode_decode",
@@ -160,6 +182,8 @@ pub const TARGETS: [&str; 10] = [
     "flow1_decode",
     "factory_manifest_decode",
     "pinned_bundle_decode",
+    "flow2_decode",
+    "peer_roles",
 ];
 
 /// One seed: the target it is for, a file name, and its bytes.
@@ -438,6 +462,7 @@ pub fn api_seeds() -> Vec<Seed> {
     out.extend(order_seeds(&ed, &p));
     out.extend(flow1_seeds(&p));
     out.extend(manifest_seeds());
+    out.extend(peer::seeds());
 
     // SubjectPublicKeyInfos.
     let ed_spki = ed.public_key().to_spki_der();
@@ -826,6 +851,12 @@ pub fn vector_seeds(file_label: &str, json: &str) -> Vec<Seed> {
                     name("order"),
                     bytes.clone(),
                 ));
+            }
+            if let (Some(selector), Body::Plain(body)) =
+                (peer::flow2_selector(env.header.tag), &env.body)
+            {
+                let input = [&[selector][..], body].concat();
+                out.push(seed("flow2_decode", name("flow2"), input));
             }
             out.push(seed("envelope_decode", name("envelope"), bytes.clone()));
         }
