@@ -362,14 +362,19 @@ pub async fn keys(out: &Output, data: &DataDir, cmd: KeysCommand) -> Result<(), 
     Ok(())
 }
 
-/// What new firmware pins: active setup and revocation keys, and the map's rules whose key
-/// is one of them.
+/// What new firmware pins: active setup, revocation and association keys, and the map's rules
+/// whose key is one of them.
 pub fn bundle_of(keys: &[ServerKeyRecord], map: &[zerotouch_core::KeyMapRule]) -> PinnedKeyBundle {
     let pinned: Vec<&ServerKeyRecord> = keys
         .iter()
         .filter(|k| {
             k.state == KeyState::Active
-                && matches!(k.role, KeyRole::SetupSigning | KeyRole::RevocationVerdict)
+                // Flow-2 devices check challenge and verification data against the
+                // association key, so firmware pins it too.
+                && matches!(
+                    k.role,
+                    KeyRole::SetupSigning | KeyRole::RevocationVerdict | KeyRole::Association
+                )
         })
         .collect();
     PinnedKeyBundle {

@@ -155,6 +155,8 @@ pub enum KeyRoleArg {
     Setup,
     /// Signs revocation verdicts.
     Revocation,
+    /// Signs flow-2 challenge and verification data (the association service).
+    Association,
     /// Signs factory manifests (kept at the factory; only its public half is here).
     FactoryManifest,
 }
@@ -165,6 +167,7 @@ impl KeyRoleArg {
         match self {
             KeyRoleArg::Setup => zerotouch_core::KeyRole::SetupSigning,
             KeyRoleArg::Revocation => zerotouch_core::KeyRole::RevocationVerdict,
+            KeyRoleArg::Association => zerotouch_core::KeyRole::Association,
             KeyRoleArg::FactoryManifest => zerotouch_core::KeyRole::FactoryManifest,
         }
     }
@@ -173,9 +176,9 @@ impl KeyRoleArg {
 /// `keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Create a server signing key. Setup and revocation keys stay in the data directory;
-    /// a factory-manifest key is written to --out for the factory and only its public half
-    /// is kept.
+    /// Create a server signing key. Setup, revocation and association keys stay in the data
+    /// directory; a factory-manifest key is written to --out for the factory and only its
+    /// public half is kept.
     Create {
         /// What the key signs.
         #[arg(long)]
@@ -207,7 +210,7 @@ pub enum KeysCommand {
     /// Rotate: create a new key of the role and retire the active ones (still used for
     /// devices that pin nothing newer).
     Rotate {
-        /// setup or revocation.
+        /// setup, revocation or association.
         #[arg(long)]
         role: KeyRoleArg,
         /// p256 or ed25519.

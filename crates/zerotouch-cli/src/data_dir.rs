@@ -261,7 +261,7 @@ impl DataDir {
         for record in records {
             let signs_here = matches!(
                 record.role,
-                KeyRole::SetupSigning | KeyRole::RevocationVerdict
+                KeyRole::SetupSigning | KeyRole::RevocationVerdict | KeyRole::Association
             );
             if !signs_here || record.state == KeyState::Revoked {
                 continue;

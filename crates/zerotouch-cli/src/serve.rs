@@ -1,4 +1,5 @@
-//! `serve`: the setup service over HTTPS with the embedded store in the data directory.
+//! `serve`: the setup service and the association service (flow 2) over HTTPS with the
+//! embedded store in the data directory.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -30,6 +31,17 @@ pub async fn start(
         return Err(CliError::BadArgument(
             "no setup key: run `zerotouch keys create --role setup` first".into(),
         ));
+    }
+    if ring
+        .signer_for(zerotouch_core::KeyRole::Association)
+        .is_err()
+    {
+        // Flow 1 works without it; flow 2's verification requests are refused (Internal)
+        // until one exists, and the operator should know why.
+        tracing::warn!(
+            "no association key: peer handoffs (POST /v1/peer/verify) are refused until \
+             `zerotouch keys create --role association` and a restart"
+        );
     }
     let device_cas = data.trusted_cas(TrustRole::Devices)?;
     if device_cas.is_empty() {

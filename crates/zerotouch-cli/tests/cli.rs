@@ -1292,3 +1292,147 @@ fn serve_stops_gracefully_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// What a device of a batch made here has on its flash: its key and certificate.
+fn device_identity(d: &Deployment, entry: &Value) -> (zerotouch_core::SigningKey, Vec<u8>) {
+    use rustls_pki_types::pem::PemObject as _;
+    let dir = d.path("batch").join(entry["dir"].as_str().unwrap());
+    let key = zerotouch_cli::read_signing_key(&dir.join("key.pem")).unwrap();
+    let cert = rustls_pki_types::CertificateDer::from_pem_file(dir.join("certificate.pem"))
+        .unwrap()
+        .to_vec();
+    (key, cert)
+}
+
+#[test]
+fn keys_create_association_and_serve_answers_peer_verification_requests() {
+    use std::sync::Arc;
+    use zerotouch_core::flow2::{
+        self, AnswerKey, ChannelBinding, Commitment, VerificationRequest, handoff_transcript,
+    };
+    use zerotouch_core::{
+        Body, CipherSuite, Envelope, ErrorCode, ErrorMessage, Flow, KeyRole, Message as _,
+        MessageTag, Nonce, RustCryptoProvider, SessionId, SessionKeyPair, SoftwareSigner,
+    };
+    use zerotouch_http::{AssociationClient, HttpError, ServerEndpoint, ServerTrust};
+
+    let d = Deployment::new(2);
+    let created = json(&d.data, &["keys", "create", "--role", "association"]);
+    assert_eq!(created["role"], "association");
+    let association_id = created["key_id"].as_str().unwrap().to_string();
+    let list = json(&d.data, &["keys", "list"]);
+    assert!(
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key_id"] == association_id.as_str() && k["state"] == "active")
+    );
+    // Firmware pins it: devices check challenge and verification data against it.
+    let bundle = json(
+        &d.data,
+        &[
+            "keys",
+            "export-bundle",
+            "--header",
+            s(&d.path("flow2.h")),
+            "--cbor",
+            s(&d.path("flow2.cbor")),
+        ],
+    );
+    assert!(
+        bundle["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["role"] == "association" && k["key_id"] == association_id.as_str())
+    );
+    let server = Server::start(&d.data);
+    std::fs::write(d.path("token"), TOKEN).unwrap();
+    let entries = d.entries();
+    for e in &entries {
+        let mut args = d.register_args(&server, &d.path("token"));
+        args.push(e["label"].as_str().unwrap().into());
+        json(&d.data, &strs(&args));
+    }
+    let (sponsor_key, sponsor_cert) = device_identity(&d, &entries[0]);
+    let sponsor = SoftwareSigner::new(sponsor_key);
+    use zerotouch_core::Signer as _;
+    let joiner_id = {
+        let (k, _) = device_identity(&d, &entries[1]);
+        k.public_key().key_id()
+    };
+    let session = SessionId([1; 16]);
+    let answer_key =
+        SessionKeyPair::derive(CipherSuite::X25519_SHA256_CHACHA20POLY1305, b"k").unwrap();
+    let request = VerificationRequest {
+        sponsor_id: sponsor.key_id(),
+        joiner_id,
+        nonce: Nonce([1; 16]),
+        commitment: Commitment([2; 32]),
+        binding: ChannelBinding([3; 32]),
+        answer_key: AnswerKey {
+            suite: answer_key.suite(),
+            public_key: answer_key.public_key().to_vec(),
+        },
+    };
+    let p = RustCryptoProvider;
+    let bytes = zerotouch_core::sign_message(
+        flow2::header(MessageTag::VerificationRequest, session),
+        KeyRole::DeviceIdentity,
+        &handoff_transcript(&p, &session),
+        request.encode_body(),
+        &sponsor,
+        &p,
+    )
+    .unwrap()
+    .encode();
+
+    let server_ca = {
+        use rustls_pki_types::pem::PemObject as _;
+        rustls_pki_types::CertificateDer::from_pem_file(d.data.join("tls/ca.crt.pem"))
+            .unwrap()
+            .to_vec()
+    };
+    let tls = zerotouch_http::device_tls_config(
+        sponsor_cert,
+        Arc::new(sponsor),
+        ServerTrust::Ca {
+            ca_der: server_ca,
+            check_dates: true,
+        },
+    )
+    .unwrap();
+    let endpoint = ServerEndpoint::new(server.addr.parse().unwrap(), "localhost");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = AssociationClient::new(endpoint, tls);
+        // Both devices are on the owner's account: verification data signed by the new key.
+        let answer = client.verify(bytes).await.unwrap();
+        let e = Envelope::decode(&answer).unwrap();
+        assert_eq!(e.header.tag, MessageTag::VerificationData);
+        let Body::Signed(signed) = &e.body else {
+            panic!("verification data is signed")
+        };
+        assert_eq!(hex::encode(signed.key_id().0), association_id);
+        // Garbage from the same certificate: a flow-2 error message, not a flow-1 one.
+        match client.verify(b"not a message".to_vec()).await {
+            Err(HttpError::Status { status, .. }) => panic!("HTTP-level refusal {status}"),
+            Ok(bytes) => {
+                let e = Envelope::decode(&bytes).unwrap();
+                assert_eq!(e.header.flow, Flow::PeerHandoff);
+                let Body::Plain(body) = &e.body else {
+                    panic!("an error message is plain")
+                };
+                assert_eq!(
+                    ErrorMessage::decode_body(body).unwrap().code,
+                    ErrorCode::BadMessage
+                );
+            }
+            Err(other) => panic!("{other}"),
+        }
+    });
+}
