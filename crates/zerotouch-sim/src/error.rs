@@ -29,6 +29,12 @@ pub enum SimError {
     /// The setup network's policy was invalid.
     #[error("provisioner: {0}")]
     Provisioner(#[from] zerotouch_provisioner::Error),
+    /// A flow-2 role refused its configuration.
+    #[error("peer: {0}")]
+    Peer(#[from] zerotouch_peer::PeerError),
+    /// The scenario's fixtures lack something it needs.
+    #[error("scenario: {0}")]
+    Scenario(&'static str),
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(#[from] std::io::Error),

@@ -1,6 +1,6 @@
 //! # zerotouch-sim
 //!
-//! Flow 1 proven the way quinn-proto proves its connection: a deterministic harness that
+//! Flow 1 (and, in [`HandoffSim`], flow 2) proven the way quinn-proto proves its connection: a deterministic harness that
 //! runs the real [`zerotouch_device::DeviceSession`], the real setup-network engine
 //! ([`zerotouch_provisioner::SetupNetwork`], enforcing its admission and packet decisions on
 //! every datagram over the setup network) and the real [`zerotouch_server::SetupService`] on
@@ -30,6 +30,7 @@ mod adversary;
 mod air;
 mod deployment;
 mod error;
+mod handoff;
 mod link;
 mod recording_rng;
 mod scenario;
@@ -41,6 +42,10 @@ pub use deployment::{
     Deployment, EPOCH, REVOCATION_KEY_SEED, SETUP_KEY_SEEDS, label, server_keys, server_signer,
 };
 pub use error::SimError;
+pub use handoff::{
+    ASSOCIATION_KEY_SEED, HANDOFF_PASSPHRASE, HandoffConfig, HandoffOutcome, HandoffSim,
+    JOINER_SEED, SPONSOR_SEED, StreamConditions, association_pinned, handoff_store,
+};
 pub use link::LinkConditions;
 pub use recording_rng::RecordingRng;
 pub use scenario::{
