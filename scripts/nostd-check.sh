@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# The no_std proof and footprint check of zerotouch-core, zerotouch-provisioner and
-# zerotouch-device.
+# The no_std proof and footprint check of zerotouch-core, zerotouch-provisioner,
+# zerotouch-device and zerotouch-peer.
 #
 # No bare-metal target can be installed here, so no_std is proved by checks that together
 # leave no gap (see shared notes, "Proving no_std without a bare-metal target"):
 #   0. the check crate (nostd-check/, its own workspace) compiles exactly the dependency graph
-#      of the crates it covers (the core; the provisioner and the device session too in the sets
-#      with `provisioner` and `device`)
+#      of the crates it covers (the core; the provisioner, the device session and the peer roles
+#      too in the sets with `provisioner`, `device` and `peer`)
 #      with exactly their features, and names each of those crates and every direct dependency
 #      of them with `extern crate`;
 #   a. it builds as a #![no_std] staticlib with its own panic handler and allocator, for each
 #      device feature set (a dependency that links std fails with E0152);
 #   b. `cargo tree` for a bare-metal target shows no `std` feature (on any package, the crate
 #      itself included) and no getrandom, for the core, the provisioner (without its default
-#      `std`), the device session and the check crate;
+#      `std`), the device session, the peer roles and the check crate;
 #   c. the library's undefined symbols are only mem*/bcmp, unwinding and compiler-runtime ones;
 #   d. a C runner linked with the library alone runs the crates' real API and reports code size
 #      (linked with --gc-sections, minus the same runner not calling the library) and peak heap;
 #      in the sets with `device`, also the code of zerotouch-device (symbols of the linked runner
 #      attributed by name) and the peak heap of its flow-1 session with 30 visible networks;
+#      in the sets with `peer`, likewise the code of zerotouch-peer and the peak heap of its
+#      joiner and of its sponsor through a whole flow-2 handoff;
 #   e. the figures are compared with nostd-check/budgets.txt.
 #
 # Usage: scripts/nostd-check.sh [--write-budgets]
@@ -53,17 +55,19 @@ bare_metal=thumbv7em-none-eabihf
 work="$target_dir/nostd-check"
 mkdir -p "$work"
 
-# Feature sets: name and the check crate's features. `provisioner` adds zerotouch-provisioner
-# and `device` zerotouch-device (both default-features = false); the other features are the
-# core's.
+# Feature sets: name and the check crate's features. `provisioner` adds zerotouch-provisioner,
+# `device` zerotouch-device and `peer` zerotouch-peer (all default-features = false); the other
+# features are the core's.
 #   p256-only         the core alone as a new device builds it: P-256 only, no certificate
 #                     parsing, no barcode;
 #   p256-device       a new device's firmware: the same core plus the flow-1 device session,
 #                     run through a whole setup;
 #   p256-provisioner  an already-joined device that opens a setup network on a signed order;
+#   p256-peer         a device that hands the home credential over to a new one, or receives it
+#                     (flow 2: both roles, run through a whole handoff);
 #   full              everything the no_std crates can do.
-set_names=(p256-only p256-device p256-provisioner full)
-set_features=("" "device" "provisioner" "ed25519,x25519,x509,barcode,provisioner,device")
+set_names=(p256-only p256-device p256-provisioner p256-peer full)
+set_features=("" "device" "provisioner" "peer" "ed25519,x25519,x509,barcode,provisioner,device,peer")
 
 # Undefined symbols a no_std library may leave to the platform: the C memory functions (libc
 # or compiler_builtins on a device), unwinding symbols that core and alloc, precompiled with
@@ -88,22 +92,23 @@ core_features() { # check features -> the core's features among them, comma-sepa
   local f out=() fs
   IFS=',' read -r -a fs <<< "$1"
   for f in "${fs[@]}"; do
-    [[ -n "$f" && "$f" != provisioner && "$f" != device ]] && out+=("$f")
+    [[ -n "$f" && "$f" != provisioner && "$f" != device && "$f" != peer ]] && out+=("$f")
   done
   (IFS=','; echo "${out[*]}")
 }
 # The crates a feature set covers, then the check crate itself.
-scopes_of() { # check features -> "core [provisioner] [device] check"
+scopes_of() { # check features -> "core [provisioner] [device] [peer] check"
   local out=core
   [[ ",$1," == *,provisioner,* ]] && out+=" provisioner"
   [[ ",$1," == *,device,* ]] && out+=" device"
+  [[ ",$1," == *,peer,* ]] && out+=" peer"
   echo "$out check"
 }
 # The `cargo tree` arguments of one scope for a feature set, into the array `scope_args`:
 #   core         zerotouch-core with the set's core features;
 #   provisioner  zerotouch-provisioner without its default `std` (likewise zerotouch-device for
-#   device)      `device`), with the set's core features turned on through it (as a firmware
-#                depending on both gets them);
+#   device, peer `device`, zerotouch-peer for `peer`), with the set's core features turned on
+#                through it (as a firmware depending on both gets them);
 #   check        the check crate with the set's features.
 set_scope_args() { # scope check-features
   local cf
@@ -112,7 +117,7 @@ set_scope_args() { # scope check-features
     core)
       scope_args=(-p zerotouch-core --no-default-features)
       [[ -n "$cf" ]] && scope_args+=(--features "$cf") ;;
-    provisioner | device)
+    provisioner | device | peer)
       scope_args=(-p "zerotouch-$1" --no-default-features)
       [[ -n "$cf" ]] && scope_args+=(--features "$(sed 's/[^,][^,]*/zerotouch-core\/&/g' <<< "$cf")") ;;
     check)
@@ -158,7 +163,7 @@ for i in "${!set_names[@]}"; do
 done
 # Each crate, and every direct dependency of it, is named with `extern crate` (else it is
 # never loaded).
-for crate_args in "zerotouch-core --features ed25519,x509,barcode" "zerotouch-provisioner" "zerotouch-device"; do
+for crate_args in "zerotouch-core --features ed25519,x509,barcode" "zerotouch-provisioner" "zerotouch-device" "zerotouch-peer"; do
   read -r crate_pkg crate_features <<< "$crate_args"
   # shellcheck disable=SC2086 # crate_features is empty or "--features list"
   if direct=$(cargo tree -q -p "$crate_pkg" --target "$bare_metal" -e normal --depth 1 --prefix none \
@@ -242,14 +247,28 @@ build_rustflags="${RUSTFLAGS:+$RUSTFLAGS }-C symbol-mangling-version=v0"
 # what LTO inlined of the session into its caller. Under LTO code moves between crates: the
 # core's functions inlined into the session count here, and session code inlined elsewhere
 # does not.
-device_symbols() { # executable -> one "size(hex) name" line per symbol
+# The same attribution serves zerotouch-peer (`nostd_check::peer::entry::*`).
+crate_symbols() { # executable device|peer -> one "size(hex) name" line per symbol
   nm -S -C --defined-only "$1" \
     | awk '$3 ~ /^[tTwW]$/' | sort -u -k1,1 \
-    | awk '{ n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", n)
-             if (n ~ /zerotouch_device::/ || n ~ /^nostd_check::device::entry::/) print $2, n }'
+    | awk -v c="$2" '{ n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", n)
+             if (index(n, "zerotouch_" c "::") || index(n, "nostd_check::" c "::entry::") == 1) print $2, n }'
 }
 
 declare -A figure
+# The code of zerotouch-<crate> in the linked runner, into figure[<set>.<crate>_code_bytes].
+crate_code() { # set runner device|peer
+  # (grep -c, not -q: with pipefail, nm killed by SIGPIPE would fail the test.)
+  if [[ "$(nm "$2" | grep -c ' _R' || true)" == 0 ]]; then
+    fail "$1: the runner's symbols are not v0-mangled (RUSTFLAGS ignored?): zerotouch-$3's code cannot be attributed"
+    return 0
+  fi
+  crate_symbols "$2" "$3" > "$work/$3-symbols-$1"
+  local code=0 size
+  while read -r size _; do code=$(( code + 16#$size )); done < "$work/$3-symbols-$1"
+  (( code > 0 )) || fail "$1: no symbol of zerotouch-$3 in the runner"
+  figure[$1.$3_code_bytes]=$code
+}
 for i in "${!set_names[@]}"; do
   name=${set_names[$i]} features=${set_features[$i]}
   build_args=(build --release --manifest-path "$manifest" --no-default-features)
@@ -285,13 +304,14 @@ for i in "${!set_names[@]}"; do
     continue
   fi
   field() { echo "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-  # Bits of zt_check_features: 1 ed25519, 2 x509, 4 barcode, 8 provisioner, 16 device.
+  # Bits of zt_check_features: 1 ed25519, 2 x509, 4 barcode, 8 provisioner, 16 device, 32 peer.
   expect_features=0
   [[ ",$features," == *,ed25519,* ]] && expect_features=$(( expect_features | 1 ))
   [[ ",$features," == *,x509,* ]] && expect_features=$(( expect_features | 2 ))
   [[ ",$features," == *,barcode,* ]] && expect_features=$(( expect_features | 4 ))
   [[ ",$features," == *,provisioner,* ]] && expect_features=$(( expect_features | 8 ))
   [[ ",$features," == *,device,* ]] && expect_features=$(( expect_features | 16 ))
+  [[ ",$features," == *,peer,* ]] && expect_features=$(( expect_features | 32 ))
   if [[ "$(field features)" != "$expect_features" ]]; then
     fail "$name: the library reports features=$(field features), expected $expect_features"
   fi
@@ -304,18 +324,14 @@ for i in "${!set_names[@]}"; do
   figure[$name.static_ram_bytes]=$(( data + bss - base_data - base_bss - $(field arena_size) ))
   figure[$name.eh_frame_bytes]=$(( eh - base_eh ))
   if [[ ",$features," == *,device,* ]]; then
-    # (grep -c, not -q: with pipefail, nm killed by SIGPIPE would fail the test.)
-    if [[ "$(nm "$runner" | grep -c ' _R' || true)" == 0 ]]; then
-      fail "$name: the runner's symbols are not v0-mangled (RUSTFLAGS ignored?): zerotouch-device's code cannot be attributed"
-    else
-      device_symbols "$runner" > "$work/device-symbols-$name"
-      device_code=0
-      while read -r size _; do device_code=$(( device_code + 16#$size )); done < "$work/device-symbols-$name"
-      (( device_code > 0 )) || fail "$name: no symbol of zerotouch-device in the runner"
-      figure[$name.device_code_bytes]=$device_code
-    fi
+    crate_code "$name" "$runner" device
     figure[$name.device_session_peak_heap_bytes]=$(field device_session_peak_heap)
     figure[$name.device_request_len]=$(field device_request_len)
+  fi
+  if [[ ",$features," == *,peer,* ]]; then
+    crate_code "$name" "$runner" peer
+    figure[$name.joiner_peak_heap_bytes]=$(field joiner_peak_heap)
+    figure[$name.sponsor_peak_heap_bytes]=$(field sponsor_peak_heap)
   fi
 
   if [[ "${NOSTD_CHECK_BREAKDOWN:-0}" == 1 ]] && command -v python3 > /dev/null; then
@@ -356,9 +372,10 @@ fi
 
 checked_keys=(code_bytes flash_bytes peak_heap_bytes)
 device_keys=(device_code_bytes device_session_peak_heap_bytes)
+peer_keys=(peer_code_bytes joiner_peak_heap_bytes sponsor_peak_heap_bytes)
 keys_of() { # set name -> the budgeted keys of its figures
   local key
-  for key in "${checked_keys[@]}" "${device_keys[@]}"; do
+  for key in "${checked_keys[@]}" "${device_keys[@]}" "${peer_keys[@]}"; do
     [[ -n "${figure[$1.$key]:-}" ]] && echo "$key"
   done
   return 0
@@ -383,6 +400,10 @@ if [[ $write_budgets -eq 1 ]]; then
     echo "# device_session_peak_heap_bytes (sets with device): most heap bytes live at once from"
     echo "#   the device session's creation to its drop, the check's server side excluded, with 30"
     echo "#   visible networks."
+    echo "# peer_code_bytes (sets with peer): the runner's .text symbols attributed to"
+    echo "#   zerotouch-peer by name, as for device_code_bytes (entry points nostd_check::peer::entry)."
+    echo "# joiner_peak_heap_bytes, sponsor_peak_heap_bytes (sets with peer): most heap bytes live at"
+    echo "#   once in one role through a whole flow-2 handoff, the other role and the server excluded."
     echo "# *.aim: the long-term aim, shown in the summary, not enforced."
     for name in "${set_names[@]}"; do
       [[ -n "${figure[$name.code_bytes]:-}" ]] || { fail "$name: no figures to write"; continue; }
@@ -433,6 +454,11 @@ for name in "${set_names[@]}"; do
     echo "nostd-check: $name   device_code=$(show "$name" device_code_bytes)" \
       "device_session_peak_heap=$(show "$name" device_session_peak_heap_bytes)" \
       "credential_request=${figure[$name.device_request_len]} bytes (30 visible networks)"
+  fi
+  if [[ -n "${figure[$name.peer_code_bytes]:-}" ]]; then
+    echo "nostd-check: $name   peer_code=$(show "$name" peer_code_bytes)" \
+      "joiner_peak_heap=$(show "$name" joiner_peak_heap_bytes)" \
+      "sponsor_peak_heap=$(show "$name" sponsor_peak_heap_bytes)"
   fi
 done
 

@@ -7,30 +7,40 @@
 //! starts with nothing live. All counters are atomics, so the allocator is sound if shared
 //! between threads; the entry points that reset counters are not meant to run concurrently.
 //!
-//! With the `device` feature the arena has a second region for the check's own server side
-//! (see [`server_side`]): the device session's peak ([`begin_session`], [`end_session`]) counts
-//! the first region only, so the server's allocations, interleaved with the session's, are not
-//! charged to the device. A block is counted in the region its address lies in, whoever frees
+//! With the `device` or `peer` feature the arena has a second region for the check's own
+//! server side (see [`server_side`]): the device session's peak ([`begin_session`],
+//! [`end_session`]) and a peer role's ([`session_peak_so_far`]) count the first region only, so
+//! the server's allocations, interleaved with the session's, are not charged to the device. A block is counted in the region its address lies in, whoever frees
 //! or grows it.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr;
-#[cfg(feature = "device")]
+#[cfg(any(feature = "device", feature = "peer"))]
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Size of the region everything but the check's server side allocates from. Far above the
 /// aim for peak heap (16 KiB), so the arena never limits the figure being measured; a run that
-/// exhausts it fails to allocate and traps.
-const MAIN_SIZE: usize = 256 * 1024;
-/// Size of the region of the check's own server side (`device` only).
-#[cfg(feature = "device")]
-const SERVER_SIZE: usize = 64 * 1024;
-#[cfg(not(feature = "device"))]
+/// exhausts it fails to allocate and traps. A bump allocator reuses only the topmost freed
+/// block, so a run's high water is far above its peak: the sets with both the device session
+/// and the peer roles get twice the room.
+const MAIN_SIZE: usize = if cfg!(all(feature = "device", feature = "peer")) {
+    512 * 1024
+} else {
+    256 * 1024
+};
+/// Size of the region of the check's own server side (`device` and `peer` only).
+#[cfg(any(feature = "device", feature = "peer"))]
+const SERVER_SIZE: usize = if cfg!(all(feature = "device", feature = "peer")) {
+    128 * 1024
+} else {
+    64 * 1024
+};
+#[cfg(not(any(feature = "device", feature = "peer")))]
 const SERVER_SIZE: usize = 0;
 /// Whether the arena has the server's region (and counts per region).
-const SPLIT: bool = cfg!(feature = "device");
+const SPLIT: bool = cfg!(any(feature = "device", feature = "peer"));
 /// Size of the whole arena (both regions).
 pub const ARENA_SIZE: usize = MAIN_SIZE + SERVER_SIZE;
 
@@ -120,10 +130,10 @@ static ALLOCATOR: CountingBump = CountingBump {
 };
 
 /// Whether allocations go to the server's region now.
-#[cfg(feature = "device")]
+#[cfg(any(feature = "device", feature = "peer"))]
 static IN_SERVER: AtomicBool = AtomicBool::new(false);
-/// Bytes live in the main region when the device session began.
-#[cfg(feature = "device")]
+/// Bytes live in the main region when the device session (or a peer role) began.
+#[cfg(any(feature = "device", feature = "peer"))]
 static SESSION_BASE: AtomicUsize = AtomicUsize::new(0);
 /// The device session's peak, as [`end_session`] found it.
 #[cfg(feature = "device")]
@@ -136,7 +146,7 @@ fn base() -> usize {
 impl CountingBump {
     /// The region new allocations go to now.
     fn current(&self) -> &Region {
-        #[cfg(feature = "device")]
+        #[cfg(any(feature = "device", feature = "peer"))]
         if IN_SERVER.load(Relaxed) {
             return &self.server;
         }
@@ -265,7 +275,7 @@ pub fn begin_run() {
 
 /// Runs `f` as the check's server side: what it allocates is not charged to the device
 /// session (it still counts in the run's [`peak`]).
-#[cfg(feature = "device")]
+#[cfg(any(feature = "device", feature = "peer"))]
 pub fn server_side<T>(f: impl FnOnce() -> T) -> T {
     let was = IN_SERVER.swap(true, Relaxed);
     let out = f();
@@ -275,7 +285,7 @@ pub fn server_side<T>(f: impl FnOnce() -> T) -> T {
 
 /// The device session begins: its peak counts the main region's bytes from here, above what
 /// is live now.
-#[cfg(feature = "device")]
+#[cfg(any(feature = "device", feature = "peer"))]
 pub fn begin_session() {
     let main = &ALLOCATOR.main;
     let live = main.live.load(Relaxed);
@@ -288,6 +298,13 @@ pub fn begin_session() {
 pub fn end_session() {
     let peak = ALLOCATOR.main.peak.load(Relaxed);
     SESSION_PEAK.store(peak - SESSION_BASE.load(Relaxed), Relaxed);
+}
+
+/// The most bytes live at once in the main region since [`begin_session`], above what was live
+/// when it began (the peer roles' figures, taken when a role has been dropped).
+#[cfg(feature = "peer")]
+pub fn session_peak_so_far() -> usize {
+    ALLOCATOR.main.peak.load(Relaxed) - SESSION_BASE.load(Relaxed)
 }
 
 /// The most bytes live at once in the main region between [`begin_session`] and

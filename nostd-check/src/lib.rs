@@ -1,7 +1,7 @@
 //! # nostd-check
 //!
-//! The proof that `zerotouch-core`, `zerotouch-provisioner` (feature `provisioner`) and
-//! `zerotouch-device` (feature `device`) build
+//! The proof that `zerotouch-core`, `zerotouch-provisioner` (feature `provisioner`),
+//! `zerotouch-device` (feature `device`) and `zerotouch-peer` (feature `peer`) build
 //! and run without `std`, and the measuring stick for their footprint on a device. See
 //! `scripts/nostd-check.sh`, which builds this crate as a static library for each device
 //! feature set, checks what it links against, links it into a small C runner (`runner.c`) and
@@ -16,7 +16,9 @@
 //!   a device firmware pays for. With `provisioner`, it also runs the setup-network engine
 //!   through a signed order, admission, isolation, rate limits, eviction and closing. With
 //!   `device`, it drives `zerotouch-device` through a whole setup (hello to revocation check)
-//!   with 30 visible networks, and measures the session's own peak heap.
+//!   with 30 visible networks, and measures the session's own peak heap. With `peer`, it runs
+//!   `zerotouch-peer`'s joiner and sponsor through a whole flow-2 handoff and measures each
+//!   role's peak heap.
 //! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
 //!
 //! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the
@@ -35,6 +37,8 @@ extern crate alloc;
 
 // Every no_std crate the core and the provisioner depend on, named so each one is loaded (and
 // so checked) even where this crate calls nothing of it directly.
+#[cfg(feature = "peer")]
+extern crate chacha20poly1305;
 extern crate ciborium;
 extern crate coset;
 #[cfg(feature = "barcode")]
@@ -53,18 +57,24 @@ extern crate sha2;
 extern crate spki;
 extern crate subtle;
 extern crate thiserror;
+#[cfg(feature = "peer")]
+extern crate x25519_dalek;
 #[cfg(feature = "x509")]
 extern crate x509_cert;
 extern crate zeroize;
 extern crate zerotouch_core;
 #[cfg(feature = "device")]
 extern crate zerotouch_device;
+#[cfg(feature = "peer")]
+extern crate zerotouch_peer;
 #[cfg(feature = "provisioner")]
 extern crate zerotouch_provisioner;
 
 #[cfg(feature = "device")]
 mod device;
 mod heap;
+#[cfg(feature = "peer")]
+mod peer;
 #[cfg(feature = "provisioner")]
 mod provisioner;
 mod run;
@@ -112,6 +122,28 @@ pub extern "C" fn zt_check_device_request_len() -> usize {
     len
 }
 
+/// With `peer`: the most heap bytes the joiner role had live at once during the last
+/// [`zt_check_run`]'s handoff, without the sponsor and the server (see `src/peer.rs`); 0
+/// without `peer`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_joiner_peak_heap() -> usize {
+    #[cfg(feature = "peer")]
+    let peak = peer::joiner_peak();
+    #[cfg(not(feature = "peer"))]
+    let peak = 0;
+    peak
+}
+
+/// With `peer`: the same for the sponsor role, without the joiner and the server.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_sponsor_peak_heap() -> usize {
+    #[cfg(feature = "peer")]
+    let peak = peer::sponsor_peak();
+    #[cfg(not(feature = "peer"))]
+    let peak = 0;
+    peak
+}
+
 /// Heap bytes live now (0 after a run: nothing leaks).
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_heap_in_use() -> usize {
@@ -138,7 +170,7 @@ pub extern "C" fn zt_check_arena_size() -> usize {
 }
 
 /// Which optional features this build has: bit 0 `ed25519`, bit 1 `x509`, bit 2 `barcode`,
-/// bit 3 `provisioner`, bit 4 `device`.
+/// bit 3 `provisioner`, bit 4 `device`, bit 5 `peer`.
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_features() -> u32 {
     u32::from(cfg!(feature = "ed25519"))
@@ -146,6 +178,7 @@ pub extern "C" fn zt_check_features() -> u32 {
         | u32::from(cfg!(feature = "barcode")) << 2
         | u32::from(cfg!(feature = "provisioner")) << 3
         | u32::from(cfg!(feature = "device")) << 4
+        | u32::from(cfg!(feature = "peer")) << 5
 }
 
 /// A panic cannot unwind (`panic = "abort"`) and there is no process to abort: trap, so a host

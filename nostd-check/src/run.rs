@@ -12,10 +12,10 @@ use subtle::ConstantTimeEq as _;
 use zerotouch_core::{
     Body, CipherSuite, Envelope, ErrorCode, ErrorMessage, Flow, Header, KeyRole, Message,
     MessageTag, Nonce, PendingSignature, PinnedKey, PinnedKeys, ProtocolVersion, PublicKey,
-    RustCryptoProvider, SUPPORTED_VERSIONS, SessionId, SignatureAlgorithm, SignatureError, Signer,
-    SessionKeyPair, SigningKey, SoftwareSigner, Transcript, TranscriptHash, Transport,
-    check_suite_choice, seal_to,
-    check_version_choice, external_aad, negotiate_suite, negotiate_version, sign_message,
+    RustCryptoProvider, SUPPORTED_VERSIONS, SessionId, SessionKeyPair, SignatureAlgorithm,
+    SignatureError, Signer, SigningKey, SoftwareSigner, Transcript, TranscriptHash, Transport,
+    check_suite_choice, check_version_choice, external_aad, negotiate_suite, negotiate_version,
+    seal_to, sign_message,
 };
 
 /// A P-256 device certificate made with the openssl CLI (see `data/README.md`), and its
@@ -37,7 +37,12 @@ const VERDICT_SECRET: [u8; 32] = [0x33; 32];
 #[repr(u32)]
 // The Ed25519 and provisioner steps.
 #[cfg_attr(
-    not(all(feature = "ed25519", feature = "provisioner", feature = "device")),
+    not(all(
+        feature = "ed25519",
+        feature = "provisioner",
+        feature = "device",
+        feature = "peer"
+    )),
     allow(dead_code)
 )]
 pub enum Step {
@@ -119,6 +124,11 @@ pub enum Step {
     DeviceFlow = 36,
     /// The device session acted on a forged server proof.
     DeviceForgedAccepted = 37,
+    /// The joiner or the sponsor could not be created.
+    PeerRoles = 38,
+    /// The flow-2 handoff did not end with the joiner joining and the sponsor handing over (a
+    /// message, event or check of the server's side went wrong).
+    PeerFlow = 39,
 }
 
 pub(crate) type Check = Result<(), Step>;
@@ -240,6 +250,9 @@ pub fn run() -> Check {
     // A whole setup through the device session, as a firmware drives it.
     #[cfg(feature = "device")]
     crate::device::run(&provider, &server, &device)?;
+    // A whole flow-2 handoff between a joiner and a sponsor (the device key as the sponsor's).
+    #[cfg(feature = "peer")]
+    crate::peer::run(&provider, &server, &device)?;
     Ok(())
 }
 
@@ -299,7 +312,12 @@ fn sealing(suite: CipherSuite, th: &TranscriptHash) -> Check {
     )?;
     ensure(
         device
-            .open(&sealed.encapsulated_key, b"zerotouch check", &[0u8; 32], &cts)
+            .open(
+                &sealed.encapsulated_key,
+                b"zerotouch check",
+                &[0u8; 32],
+                &cts,
+            )
             .is_err(),
         Step::SealWrongTranscriptAccepted,
     )
