@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use rand_core::CryptoRng;
+use zeroize::Zeroize;
 use zerotouch_core::flow2::{
     self, AnswerContext, ChallengeData, ChallengeResponse, Commitment, CredentialHandover,
     PeerCredentialRequest, challenge_answer, credential_commitment, handoff_transcript,
@@ -153,11 +154,12 @@ impl<St: PeerState, P: CryptoProvider> Joiner<St, P> {
         if received.opened {
             self.channel_opened(handoff);
         }
-        for message in received.messages {
-            if self.handoff.is_none() {
-                break;
+        for mut message in received.messages {
+            if self.handoff.is_some() {
+                self.handle_message(now, handoff, &message);
             }
-            self.handle_message(now, handoff, &message);
+            // The handover's plaintext holds the passphrase.
+            message.zeroize();
         }
     }
 
@@ -180,7 +182,7 @@ impl<St: PeerState, P: CryptoProvider> Joiner<St, P> {
     }
 
     fn handle_message(&mut self, now: Instant, handoff: Handoff, bytes: &[u8]) {
-        let envelope = match Envelope::decode(bytes) {
+        let mut envelope = match Envelope::decode(bytes) {
             Ok(e) => e,
             Err(e) => return self.fail(JoinerFailure::Malformed(e)),
         };
@@ -228,6 +230,9 @@ impl<St: PeerState, P: CryptoProvider> Joiner<St, P> {
                 }
             }
             _ => self.fail(JoinerFailure::Unexpected),
+        }
+        if let Body::Plain(body) = &mut envelope.body {
+            body.zeroize();
         }
     }
 
@@ -374,10 +379,7 @@ impl<St: PeerState, P: CryptoProvider> Joiner<St, P> {
     }
 
     fn finish(&mut self, phase: Phase) {
-        if let Some(c) = self.channel.as_mut() {
-            // Flush nothing more after this: the last message is already queued.
-            c.close();
-        }
+        // Dropping the channel wipes its keys; the last message is already queued.
         self.channel = None;
         self.handoff = None;
         self.phase = phase;

@@ -502,14 +502,17 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
             commitment_key: request.commitment_key.clone(),
             credential: self.config.credential.clone(),
         };
-        let Ok(envelope) = Envelope::plain(
+        let Ok(mut envelope) = Envelope::plain(
             flow2::header(MessageTag::CredentialHandover, request.session_id),
             handover.encode().to_vec(),
         ) else {
             return self.fail(SponsorFailure::Unexpected, None);
         };
         let plaintext = zeroize::Zeroizing::new(envelope.encode());
-        drop(envelope);
+        // The envelope's copy of the body holds the passphrase too.
+        if let Body::Plain(body) = &mut envelope.body {
+            zeroize::Zeroize::zeroize(body);
+        }
         let sealed = match self.channel.as_mut().map(|c| c.seal(&plaintext)) {
             Some(Ok(b)) => b,
             Some(Err(e)) => return self.fail(SponsorFailure::Channel(e), None),

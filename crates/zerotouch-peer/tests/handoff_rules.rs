@@ -268,6 +268,15 @@ fn run_tampered(seed: u64, tamper: ServerTampering) -> World {
     w
 }
 
+/// A server answer about something else than the request: the sponsor refuses it.
+fn sponsor_finds_the_verification_wrong(seed: u64, tamper: ServerTampering) {
+    let w = run_tampered(seed, tamper);
+    assert_eq!(
+        w.sponsor_failure(),
+        Some(&SponsorFailure::WrongVerification)
+    );
+}
+
 #[test]
 fn tampered_challenge_data_is_refused() {
     for tamper in [
@@ -290,46 +299,34 @@ fn tampered_challenge_data_is_refused() {
 
 #[test]
 fn tampered_commitment_is_refused() {
-    let w = run_tampered(
+    sponsor_finds_the_verification_wrong(
         10,
         ServerTampering {
             commitment: Some(flow2::Commitment([3; 32])),
             ..Default::default()
         },
     );
-    assert_eq!(
-        w.sponsor_failure(),
-        Some(&SponsorFailure::WrongVerification)
-    );
 }
 
 #[test]
 fn tampered_binding_is_refused() {
-    let w = run_tampered(
+    sponsor_finds_the_verification_wrong(
         11,
         ServerTampering {
             binding: Some(ChannelBinding([4; 32])),
             ..Default::default()
         },
     );
-    assert_eq!(
-        w.sponsor_failure(),
-        Some(&SponsorFailure::WrongVerification)
-    );
 }
 
 #[test]
 fn challenge_for_another_joiner_is_refused() {
-    let w = run_tampered(
+    sponsor_finds_the_verification_wrong(
         12,
         ServerTampering {
             joiner_id: Some(KeyId([5; 32])),
             ..Default::default()
         },
-    );
-    assert_eq!(
-        w.sponsor_failure(),
-        Some(&SponsorFailure::WrongVerification)
     );
 }
 

@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use ciborium::Value;
 
-use super::{Challenge, ChallengeAnswer, ChannelBinding, Commitment, bytes32, key_id, nonce};
+use super::{Challenge, ChallengeAnswer, ChannelBinding, Commitment, HandoffNames, bytes32};
 use crate::{DecodeError, KeyId, Message, MessageTag, Nonce, cbor};
 
 /// `challenge_data = [ sponsor_id: bstr .size 32, joiner_id: bstr .size 32, nonce: bstr .size 16,
@@ -33,25 +33,28 @@ impl Message for ChallengeData {
     const TAG: MessageTag = MessageTag::ChallengeData;
 
     fn encode_body(&self) -> Vec<u8> {
-        cbor::encode(&Value::Array(alloc::vec![
-            bytes32(&self.sponsor_id.0),
-            bytes32(&self.joiner_id.0),
-            Value::Bytes(self.nonce.0.to_vec()),
-            bytes32(&self.commitment.0),
-            bytes32(&self.binding.0),
-            bytes32(&self.challenge.0),
-        ]))
+        let names = HandoffNames {
+            sponsor_id: self.sponsor_id,
+            joiner_id: self.joiner_id,
+            nonce: self.nonce,
+            commitment: self.commitment,
+            binding: self.binding,
+        };
+        let mut items = names.encode().to_vec();
+        items.push(bytes32(&self.challenge.0));
+        cbor::encode(&Value::Array(items))
     }
 
     fn decode_body(bytes: &[u8]) -> Result<Self, DecodeError> {
         let [sponsor, joiner, n, commitment, binding, challenge] =
             cbor::fields(cbor::decode(bytes)?, "challenge_data")?;
+        let names = HandoffNames::decode([sponsor, joiner, n, commitment, binding])?;
         Ok(ChallengeData {
-            sponsor_id: key_id(sponsor, "sponsor_id")?,
-            joiner_id: key_id(joiner, "joiner_id")?,
-            nonce: nonce(n)?,
-            commitment: Commitment(cbor::fixed_bytes::<32>(commitment, "commitment")?),
-            binding: ChannelBinding(cbor::fixed_bytes::<32>(binding, "binding")?),
+            sponsor_id: names.sponsor_id,
+            joiner_id: names.joiner_id,
+            nonce: names.nonce,
+            commitment: names.commitment,
+            binding: names.binding,
             challenge: Challenge(cbor::fixed_bytes::<32>(challenge, "challenge")?),
         })
     }

@@ -268,6 +268,39 @@ pub fn credential_commitment(
     Commitment(mac)
 }
 
+/// The five values a verification request and its challenge data both start with, in wire
+/// order: `sponsor_id, joiner_id, nonce, commitment, binding`.
+pub(crate) struct HandoffNames {
+    pub(crate) sponsor_id: KeyId,
+    pub(crate) joiner_id: KeyId,
+    pub(crate) nonce: Nonce,
+    pub(crate) commitment: Commitment,
+    pub(crate) binding: ChannelBinding,
+}
+
+impl HandoffNames {
+    pub(crate) fn encode(&self) -> [Value; 5] {
+        [
+            bytes32(&self.sponsor_id.0),
+            bytes32(&self.joiner_id.0),
+            Value::Bytes(self.nonce.0.to_vec()),
+            bytes32(&self.commitment.0),
+            bytes32(&self.binding.0),
+        ]
+    }
+
+    pub(crate) fn decode(values: [Value; 5]) -> Result<Self, DecodeError> {
+        let [sponsor, joiner, n, commitment, binding] = values;
+        Ok(HandoffNames {
+            sponsor_id: key_id(sponsor, "sponsor_id")?,
+            joiner_id: key_id(joiner, "joiner_id")?,
+            nonce: nonce(n)?,
+            commitment: Commitment(cbor::fixed_bytes::<32>(commitment, "commitment")?),
+            binding: ChannelBinding(cbor::fixed_bytes::<32>(binding, "binding")?),
+        })
+    }
+}
+
 pub(crate) fn key_id(value: Value, field: &'static str) -> Result<KeyId, DecodeError> {
     cbor::fixed_bytes::<32>(value, field).map(KeyId)
 }

@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use ciborium::Value;
 
-use super::{ChannelBinding, Commitment, bytes32, key_id, nonce};
+use super::{ChannelBinding, Commitment, HandoffNames};
 use crate::flow1::{suite_from_chunk, suites_to_bytes};
 use crate::{CipherSuite, DecodeError, KeyId, Message, MessageTag, Nonce, cbor};
 
@@ -46,17 +46,19 @@ impl Message for VerificationRequest {
     const TAG: MessageTag = MessageTag::VerificationRequest;
 
     fn encode_body(&self) -> Vec<u8> {
-        cbor::encode(&Value::Array(alloc::vec![
-            bytes32(&self.sponsor_id.0),
-            bytes32(&self.joiner_id.0),
-            Value::Bytes(self.nonce.0.to_vec()),
-            bytes32(&self.commitment.0),
-            bytes32(&self.binding.0),
-            Value::Array(alloc::vec![
-                Value::Bytes(suites_to_bytes(&[self.answer_key.suite])),
-                Value::Bytes(self.answer_key.public_key.clone()),
-            ]),
-        ]))
+        let names = HandoffNames {
+            sponsor_id: self.sponsor_id,
+            joiner_id: self.joiner_id,
+            nonce: self.nonce,
+            commitment: self.commitment,
+            binding: self.binding,
+        };
+        let mut items = names.encode().to_vec();
+        items.push(Value::Array(alloc::vec![
+            Value::Bytes(suites_to_bytes(&[self.answer_key.suite])),
+            Value::Bytes(self.answer_key.public_key.clone()),
+        ]));
+        cbor::encode(&Value::Array(items))
     }
 
     fn decode_body(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -64,12 +66,13 @@ impl Message for VerificationRequest {
             cbor::fields(cbor::decode(bytes)?, "verification_request")?;
         let [suite, public_key] = cbor::fields(answer_key, "answer_key")?;
         let suite = cbor::bytes(suite, "answer_key suite")?;
+        let names = HandoffNames::decode([sponsor, joiner, n, commitment, binding])?;
         Ok(VerificationRequest {
-            sponsor_id: key_id(sponsor, "sponsor_id")?,
-            joiner_id: key_id(joiner, "joiner_id")?,
-            nonce: nonce(n)?,
-            commitment: Commitment(cbor::fixed_bytes::<32>(commitment, "commitment")?),
-            binding: ChannelBinding(cbor::fixed_bytes::<32>(binding, "binding")?),
+            sponsor_id: names.sponsor_id,
+            joiner_id: names.joiner_id,
+            nonce: names.nonce,
+            commitment: names.commitment,
+            binding: names.binding,
             answer_key: AnswerKey {
                 suite: suite_from_chunk(&suite).ok_or(DecodeError::OutOfRange {
                     field: "answer_key suite",
