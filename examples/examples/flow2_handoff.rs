@@ -265,7 +265,9 @@ async fn run_joiner(
         });
         match tokio::time::timeout(wait, stream.read(&mut buf)).await {
             Ok(Ok(0)) => return Ok(None),
-            Ok(Ok(n)) => joiner.receive(device_clock(started), buf.get(..n).unwrap_or(&[])),
+            Ok(Ok(n)) => {
+                joiner.receive(device_clock(started), buf.get(..n).unwrap_or(&[]), &mut rng)
+            }
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => joiner.handle_timeout(device_clock(started)),
         }
@@ -296,7 +298,7 @@ async fn run_sponsor(
                     match client.verify(t.bytes).await {
                         Ok(answer) => {
                             println!("association    answered ({} B)", answer.len());
-                            sponsor.receive_server(device_clock(started), &answer);
+                            sponsor.receive_server(device_clock(started), &answer, &mut rng);
                         }
                         Err(e) => println!("sponsor        server unreachable: {e}"),
                     }
@@ -337,7 +339,7 @@ async fn run_sponsor(
                 sponsor.receive_local(device_clock(started), buf.get(..n).unwrap_or(&[]), &mut rng)
             }
             Ok(Err(e)) => return Err(e.into()),
-            Err(_) => sponsor.handle_timeout(device_clock(started)),
+            Err(_) => sponsor.handle_timeout(device_clock(started), &mut rng),
         }
     }
 }

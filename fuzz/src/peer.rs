@@ -166,7 +166,7 @@ impl PeerWorld {
         if let Some(bytes) = world.joiner.poll_transmit()
             && let Ok(r) = world.to_joiner.receive(&bytes)
         {
-            world.joiner.receive(PEER_START, &r.reply);
+            world.joiner.receive(PEER_START, &r.reply, &mut world.rng);
         }
         world.drain();
         assert!(
@@ -192,10 +192,10 @@ impl PeerWorld {
 
     fn step(&mut self, op: u8, bytes: &[u8]) {
         match op % 6 {
-            0 => self.joiner.receive(self.now, bytes),
+            0 => self.joiner.receive(self.now, bytes, &mut self.rng),
             1 => {
                 if let Ok(frame) = self.to_joiner.seal(bytes) {
-                    self.joiner.receive(self.now, &frame);
+                    self.joiner.receive(self.now, &frame, &mut self.rng);
                 }
             }
             2 => self.sponsor.receive_local(self.now, bytes, &mut self.rng),
@@ -204,7 +204,7 @@ impl PeerWorld {
                     self.sponsor.receive_local(self.now, &frame, &mut self.rng);
                 }
             }
-            4 => self.sponsor.receive_server(self.now, bytes),
+            4 => self.sponsor.receive_server(self.now, bytes, &mut self.rng),
             _ => {
                 let ms = bytes
                     .iter()
@@ -212,7 +212,7 @@ impl PeerWorld {
                     .fold(0u64, |a, b| (a << 8) | u64::from(*b));
                 self.now = Instant(self.now.0.saturating_add(ms));
                 self.joiner.handle_timeout(self.now);
-                self.sponsor.handle_timeout(self.now);
+                self.sponsor.handle_timeout(self.now, &mut self.rng);
             }
         }
         self.drain();
@@ -368,6 +368,7 @@ pub(crate) fn seeds() -> Vec<Seed> {
         joiner_id: JOINER_ID,
         nonce,
         seen_binding: world.to_sponsor.binding(),
+        fallbacks: Vec::new(),
     };
     let request = chunk(
         3,

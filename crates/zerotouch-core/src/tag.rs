@@ -48,13 +48,28 @@ pub enum MessageTag {
     ChallengeResponse = 0x24,
     /// Flow 2, sponsor → joiner, inside the encrypted channel: the credential.
     CredentialHandover = 0x25,
+    /// Flow 2 fallback, sponsor → joiner: one attempt of a fallback begins.
+    FallbackStart = 0x26,
+    /// Flow 2 fallback (a), joiner → sponsor: the joiner's compared-code nonce.
+    SasNonce = 0x27,
+    /// Flow 2 fallback (a), sponsor → joiner: the sponsor's committed nonce, revealed.
+    SasReveal = 0x28,
+    /// Flow 2 fallback (a), joiner → sponsor: the owner's answer on the joiner.
+    OwnerDecision = 0x29,
+    /// Flow 2 fallbacks (b), (c), sponsor → joiner: the SPAKE2+ prover's share.
+    PakeShare = 0x2a,
+    /// Flow 2 fallbacks (b), (c), joiner → sponsor: the SPAKE2+ verifier's share and
+    /// confirmation.
+    PakeReply = 0x2b,
+    /// Flow 2 fallback, sponsor → joiner, inside the encrypted channel: the credential.
+    FallbackHandover = 0x2c,
     /// Any flow, either direction: an error. Unsigned errors are only hints to retry.
     Error = 0x7f,
 }
 
 impl MessageTag {
     /// Every tag, in number order.
-    pub const ALL: [MessageTag; 16] = [
+    pub const ALL: [MessageTag; 23] = [
         MessageTag::Hello,
         MessageTag::ServerProof,
         MessageTag::CredentialRequest,
@@ -70,6 +85,13 @@ impl MessageTag {
         MessageTag::ChallengeData,
         MessageTag::ChallengeResponse,
         MessageTag::CredentialHandover,
+        MessageTag::FallbackStart,
+        MessageTag::SasNonce,
+        MessageTag::SasReveal,
+        MessageTag::OwnerDecision,
+        MessageTag::PakeShare,
+        MessageTag::PakeReply,
+        MessageTag::FallbackHandover,
         MessageTag::Error,
     ];
 
@@ -115,6 +137,13 @@ impl MessageTag {
             | MessageTag::PeerCredentialRequest
             | MessageTag::ChallengeResponse
             | MessageTag::CredentialHandover
+            | MessageTag::FallbackStart
+            | MessageTag::SasNonce
+            | MessageTag::SasReveal
+            | MessageTag::OwnerDecision
+            | MessageTag::PakeShare
+            | MessageTag::PakeReply
+            | MessageTag::FallbackHandover
             | MessageTag::Error => None,
         }
     }
@@ -140,6 +169,10 @@ impl MessageTag {
             MessageTag::ChallengeData => 1536,
             MessageTag::ChallengeResponse => 256,
             MessageTag::CredentialHandover => 512,
+            MessageTag::FallbackStart | MessageTag::SasNonce | MessageTag::SasReveal => 256,
+            MessageTag::OwnerDecision => 256,
+            MessageTag::PakeShare | MessageTag::PakeReply => 256,
+            MessageTag::FallbackHandover => 512,
             MessageTag::Error => 256,
         }
     }

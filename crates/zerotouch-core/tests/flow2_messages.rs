@@ -11,7 +11,7 @@ use ciborium::Value;
 use proptest::prelude::*;
 use zerotouch_core::flow2::{
     AnswerKey, Challenge, ChallengeAnswer, ChallengeData, ChallengeResponse, ChannelBinding,
-    Commitment, CommitmentKey, CredentialHandover, HomeCredential, PeerCredentialRequest,
+    Commitment, CommitmentKey, CredentialHandover, Fallback, HomeCredential, PeerCredentialRequest,
     SealedAnswer, VerificationData, VerificationRequest,
 };
 use zerotouch_core::{CipherSuite, DecodeError, KeyId, Message, Nonce, Passphrase, cbor};
@@ -21,6 +21,7 @@ fn credential_request() -> PeerCredentialRequest {
         joiner_id: KeyId([1; 32]),
         nonce: Nonce([2; 16]),
         seen_binding: Some(ChannelBinding([3; 32])),
+        fallbacks: vec![Fallback::LabelCode, Fallback::CompareCodes],
     }
 }
 

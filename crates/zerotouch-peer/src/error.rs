@@ -20,6 +20,19 @@ pub enum PeerError {
     /// The channel was closed after a failure or at the end of the handoff.
     #[error("the local channel is closed")]
     ChannelClosed,
+    /// A typed code is not eight digits (spaces and dashes between them aside).
+    #[error("a code is eight digits")]
+    InvalidCode,
+    /// The PAKE refused a value (a share off the curve, a stored record that does not parse)
+    /// or a key confirmation did not match.
+    #[error("PAKE: {0}")]
+    Pake(spake2plus::Error),
+    /// PBKDF2 refused its parameters (it takes any key length, so this does not happen).
+    #[error("code key derivation failed")]
+    Kdf,
+    /// The owner's answer or code came when no fallback was waiting for it.
+    #[error("no fallback is waiting for the owner")]
+    NotWaitingForOwner,
     /// The configuration cannot work (no pinned association key, a suite this build lacks).
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),

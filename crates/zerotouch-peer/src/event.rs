@@ -1,10 +1,12 @@
 //! What the roles tell the firmware: typed events, and the typed reasons behind refusals and
 //! failures.
 
-use zerotouch_core::flow2::ChannelBinding;
+use alloc::string::String;
+use zerotouch_core::flow2::{ChannelBinding, Fallback};
 use zerotouch_core::{DecodeError, ErrorCode, KeyId, Passphrase, SealError, SignatureError};
 
 use crate::PeerError;
+use crate::owner::OwnerPrompt;
 
 /// Something the joiner's firmware acts on or logs. `Debug` redacts the passphrase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,17 @@ pub enum JoinerEvent {
         security: u8,
         /// Its passphrase (zeroized when dropped).
         passphrase: Passphrase,
+    },
+    /// The owner must act for a fallback: show `text` (or a translation built from `prompt`).
+    /// Each attempt of a fallback starts with one of these; a new one after a failed attempt
+    /// replaces the last.
+    OwnerAction {
+        /// The fallback running.
+        fallback: Fallback,
+        /// What is asked, typed.
+        prompt: OwnerPrompt,
+        /// The English text to show.
+        text: String,
     },
     /// The sponsor sent an unsigned error: a hint (try another sponsor or a fallback).
     SponsorHint {
@@ -65,6 +78,19 @@ pub enum JoinerFailure {
     NonceExpired,
     /// The credential does not match the commitment the server signed.
     CommitmentMismatch,
+    /// The owner said the compared codes differ (a): someone may be in the middle.
+    CodesDiffer,
+    /// The sponsor's revealed compared-code nonce does not match its commitment.
+    SasCommitmentMismatch,
+    /// The sponsor's PAKE confirmation did not match: it does not hold the same code, or it is
+    /// on another channel.
+    WrongCode,
+    /// A fallback the joiner did not declare, or cannot run, was started.
+    FallbackNotOffered,
+    /// The owner did not act before the fallback's deadline.
+    OwnerTimeout,
+    /// The PAKE refused a value (the sponsor's share, or the stored label record).
+    Pake(PeerError),
     /// The sponsor gave up (see the preceding [`JoinerEvent::SponsorHint`]).
     SponsorRefused,
 }
@@ -91,6 +117,27 @@ pub enum SponsorEvent {
     HandedOver {
         /// The joiner's device key id.
         joiner_id: KeyId,
+    },
+    /// The association server could not vouch for the joiner (unreachable, or the devices are
+    /// not associated), so this fallback started; owner actions follow.
+    FallbackStarted {
+        /// The fallback: the first of the sponsor's list the joiner declared.
+        fallback: Fallback,
+    },
+    /// The owner must act for a fallback: show `text` (or a translation built from `prompt`).
+    OwnerAction {
+        /// The fallback running.
+        fallback: Fallback,
+        /// What is asked, typed.
+        prompt: OwnerPrompt,
+        /// The English text to show.
+        text: String,
+    },
+    /// A typed code did not prove out (b, c): the code was wrong, or someone is in the middle.
+    /// A new attempt follows while `attempts_left` is above zero.
+    CodeRejected {
+        /// Attempts this sponsor still allows before an owner reset.
+        attempts_left: u32,
     },
     /// The server refused (unsigned: a hint). `NotAssociated` means the devices do not share
     /// an account as far as the server knows.
@@ -140,4 +187,10 @@ pub enum SponsorFailure {
     /// The joiner's answer is wrong: it does not hold the device secret, or it answered on
     /// another channel.
     WrongAnswer,
+    /// The owner said the compared codes differ (a), on this device or on the joiner.
+    CodesDiffer,
+    /// The joiner's compared-code message or PAKE reply was not the one expected.
+    FallbackProtocol,
+    /// The owner did not act before the fallback's deadline.
+    OwnerTimeout,
 }

@@ -49,7 +49,7 @@
 //!     }
 //!     while let Some(t) = sponsor.poll_transmit() {
 //!         match t.destination {
-//!             Destination::Joiner => joiner.receive(Instant(1), &t.bytes),
+//!             Destination::Joiner => joiner.receive(Instant(1), &t.bytes, &mut rng),
 //!             Destination::AssociationServer => to_server = Some(t.bytes),
 //!         }
 //!     }
@@ -71,6 +71,8 @@ mod event;
 pub mod framing;
 mod joiner;
 pub mod noise;
+mod owner;
+pub mod pake;
 mod sponsor;
 mod state;
 
@@ -78,5 +80,7 @@ pub use channel::LocalChannel;
 pub use error::PeerError;
 pub use event::{JoinerEvent, JoinerFailure, SponsorEvent, SponsorFailure};
 pub use joiner::{Joiner, JoinerConfig};
+pub use owner::{OwnerInterface, OwnerPrompt};
+pub use pake::{LabelRecord, PairingCode};
 pub use sponsor::{Destination, Sponsor, SponsorConfig, SponsorTransmit};
 pub use state::{AttemptLimit, MemoryPeerState, PeerState, PersistedPeerState};

@@ -6,10 +6,13 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use rand_core::CryptoRng;
+use spake2plus::{ConfirmV, Prover, ShareV};
 use zerotouch_core::flow2::{
     self, AnswerKey, ChallengeAnswer, ChallengeData, ChallengeResponse, ChannelBinding, Commitment,
-    CommitmentKey, CredentialHandover, HomeCredential, PeerCredentialRequest, VerificationData,
-    VerificationRequest, credential_commitment, handoff_transcript,
+    CommitmentKey, CredentialHandover, Fallback, FallbackHandover, FallbackStart, HomeCredential,
+    OwnerDecision, PakeReply, PakeShare, PeerCredentialRequest, SasNonce, SasReveal,
+    VerificationData, VerificationRequest, credential_commitment, handoff_transcript,
+    sas_commitment, short_auth_string,
 };
 use zerotouch_core::{
     Body, CipherSuite, CryptoProvider, Envelope, ErrorCode, ErrorMessage, Flow, Header, Instant,
@@ -20,7 +23,9 @@ use zerotouch_core::{
 use crate::PeerError;
 use crate::channel::LocalChannel;
 use crate::event::{SponsorEvent, SponsorFailure};
-use crate::state::{AttemptLimit, PeerState, attempt_succeeded, begin_attempt};
+use crate::owner::{OwnerInterface, OwnerPrompt, Side, usable};
+use crate::pake::{CodeKind, PairingCode, PakeContext, PakeSuite, prover_secret};
+use crate::state::{AttemptLimit, Counter, PeerState, attempt_succeeded, begin_attempt};
 
 /// Longest answer window the sponsor grants, whatever the server says.
 const MAX_ANSWER_WINDOW: Duration = Duration::from_secs(120);
@@ -43,11 +48,22 @@ pub struct SponsorConfig {
     pub server_retries: u32,
     /// Challenges forwarded without a completed handoff before the sponsor stops.
     pub limit: AttemptLimit,
+    /// What the device can show and take from the owner.
+    pub interface: OwnerInterface,
+    /// The fallbacks firmware allows, in its order: when the association server is
+    /// unreachable or says the devices are not associated, the first of these that the
+    /// interface can carry out and the joiner declared runs.
+    pub fallbacks: Vec<Fallback>,
+    /// Fallback attempts (each compared or typed code) without a completed handoff.
+    pub fallback_limit: AttemptLimit,
+    /// How long one fallback attempt may wait for the owner and the joiner.
+    pub owner_timeout: Duration,
 }
 
 impl SponsorConfig {
     /// A configuration with the defaults: P-256 answer key, 30 s for the request, 5 s per
-    /// server try with 3 retransmissions, 5 forwarded challenges.
+    /// server try with 3 retransmissions, 5 forwarded challenges; no fallbacks, and once
+    /// allowed, 5 attempts of 120 s each.
     pub fn new(credential: HomeCredential, association_keys: PinnedKeys) -> Self {
         SponsorConfig {
             credential,
@@ -57,6 +73,10 @@ impl SponsorConfig {
             server_timeout: Duration::from_secs(5),
             server_retries: 3,
             limit: AttemptLimit { max_attempts: 5 },
+            interface: OwnerInterface::HEADLESS,
+            fallbacks: Vec::new(),
+            fallback_limit: AttemptLimit { max_attempts: 5 },
+            owner_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -88,6 +108,8 @@ struct Request {
     commitment: Commitment,
     commitment_key: CommitmentKey,
     answer_keys: SessionKeyPair,
+    /// The fallbacks the joiner declared.
+    fallbacks: Vec<Fallback>,
 }
 
 enum Phase {
@@ -106,7 +128,36 @@ enum Phase {
         expected: ChallengeAnswer,
         deadline: Instant,
     },
+    Fallback(FallbackRun),
     Finished,
+}
+
+/// One attempt of a fallback.
+struct FallbackRun {
+    session_id: SessionId,
+    joiner_id: KeyId,
+    fallback: Fallback,
+    deadline: Instant,
+    step: FallbackStep,
+}
+
+enum FallbackStep {
+    /// (a) Committed to `nonce`; waiting for the joiner's.
+    AwaitingSasNonce {
+        nonce: [u8; flow2::fallback::SAS_NONCE_LEN],
+    },
+    /// (a) Both codes shown; the credential goes once the owner confirmed on both.
+    Comparing {
+        owner_confirmed: bool,
+        joiner_confirmed: bool,
+    },
+    /// (b) shown by the joiner, (c): waiting for the owner to type the code.
+    AwaitingCode,
+    /// (b), (c): `shareP` sent; waiting for `shareV` and `confirmV`.
+    AwaitingReply {
+        /// Boxed: a PAKE session is a few hundred bytes the other steps need not carry.
+        prover: alloc::boxed::Box<Prover<PakeSuite>>,
+    },
 }
 
 impl Phase {
@@ -116,6 +167,7 @@ impl Phase {
             Phase::AwaitingRequest { .. } => "awaiting request",
             Phase::AwaitingVerification { .. } => "awaiting verification",
             Phase::AwaitingAnswer { .. } => "awaiting answer",
+            Phase::Fallback(_) => "fallback",
             Phase::Finished => "finished",
         }
     }
@@ -252,6 +304,9 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
                 Ok(response) => self.check_answer(response),
                 Err(e) => self.fail(SponsorFailure::Malformed(e), Some(session)),
             },
+            (Phase::Fallback(run), tag, Body::Plain(b)) if run.session_id == session => {
+                self.handle_fallback(now, tag, b, rng);
+            }
             _ => self.fail(SponsorFailure::Unexpected, Some(session)),
         }
     }
@@ -312,6 +367,7 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
                 commitment,
                 commitment_key,
                 answer_keys,
+                fallbacks: asked.fallbacks.clone(),
             },
             bytes,
             deadline: now.saturating_add(self.config.server_timeout),
@@ -339,8 +395,14 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
         pending.complete(signature, self.signer.public_key(), &self.provider)
     }
 
-    /// The association server's answer to the verification request.
-    pub fn receive_server(&mut self, now: Instant, bytes: &[u8]) {
+    /// The association server's answer to the verification request. `rng` serves a fallback
+    /// the answer may start.
+    pub fn receive_server<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        rng: &mut R,
+    ) {
         let Phase::AwaitingVerification { request, .. } = &self.phase else {
             return;
         };
@@ -359,6 +421,9 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
                     Err(e) => return self.fail(SponsorFailure::Malformed(e), Some(session)),
                 };
                 self.events.push_back(SponsorEvent::ServerRefused { code });
+                if code == ErrorCode::NotAssociated && self.offer_fallback(now, rng) {
+                    return;
+                }
                 let to_joiner = if code == ErrorCode::NotAssociated {
                     ErrorCode::NotAssociated
                 } else {
@@ -461,7 +526,7 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
             return;
         };
         let session = request.session_id;
-        match begin_attempt(&mut self.state, &self.config.limit) {
+        match begin_attempt(&mut self.state, Counter::Handoff, &self.config.limit) {
             Ok(true) => {}
             Ok(false) => return self.fail(SponsorFailure::AttemptLimitReached, Some(session)),
             Err(_) => {
@@ -529,8 +594,369 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
         self.phase = Phase::Finished;
     }
 
-    /// A deadline passed: retransmit to the server, or give up.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// The server cannot vouch for the joiner (unreachable, or not associated): the first
+    /// fallback of the sponsor's list that it can run and the joiner declared starts. False
+    /// when there is none (the handoff then fails as before).
+    fn offer_fallback<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R) -> bool {
+        let Phase::AwaitingVerification { request, .. } = &self.phase else {
+            return false;
+        };
+        let chosen = usable(
+            &self.config.fallbacks,
+            Side::Sponsor,
+            self.config.interface,
+            false,
+        )
+        .into_iter()
+        .find(|f| request.fallbacks.contains(f));
+        let Some(fallback) = chosen else {
+            return false;
+        };
+        let (session_id, joiner_id) = (request.session_id, request.joiner_id);
+        self.events
+            .push_back(SponsorEvent::FallbackStarted { fallback });
+        self.start_attempt(now, session_id, joiner_id, fallback, rng);
+        true
+    }
+
+    /// One attempt of `fallback`, counted before it starts.
+    fn start_attempt<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        session_id: SessionId,
+        joiner_id: KeyId,
+        fallback: Fallback,
+        rng: &mut R,
+    ) {
+        match begin_attempt(
+            &mut self.state,
+            Counter::Fallback,
+            &self.config.fallback_limit,
+        ) {
+            Ok(true) => {}
+            Ok(false) => return self.fail(SponsorFailure::AttemptLimitReached, Some(session_id)),
+            Err(_) => {
+                self.events.push_back(SponsorEvent::StateNotSaved);
+                return self.fail(SponsorFailure::AttemptLimitReached, Some(session_id));
+            }
+        }
+        let Some(binding) = self.binding() else {
+            return self.fail(SponsorFailure::Channel(PeerError::ChannelClosed), None);
+        };
+        let mut start = FallbackStart {
+            fallback,
+            sponsor_id: self.signer.key_id(),
+            sas_commitment: None,
+        };
+        let mut shown = None;
+        let step = match fallback {
+            Fallback::CompareCodes => {
+                let mut nonce = [0u8; flow2::fallback::SAS_NONCE_LEN];
+                rng.fill_bytes(&mut nonce);
+                start.sas_commitment = Some(sas_commitment(&self.provider, &binding, &nonce));
+                FallbackStep::AwaitingSasNonce { nonce }
+            }
+            Fallback::JoinerShowsCode => {
+                self.prompt(fallback, OwnerPrompt::EnterShownCode);
+                FallbackStep::AwaitingCode
+            }
+            Fallback::LabelCode => {
+                self.prompt(fallback, OwnerPrompt::EnterLabelCode);
+                FallbackStep::AwaitingCode
+            }
+            Fallback::SponsorShowsCode => {
+                let code = PairingCode::generate(rng);
+                shown = Some(code.clone());
+                self.prompt(fallback, OwnerPrompt::ShowCode { code });
+                FallbackStep::AwaitingCode
+            }
+        };
+        self.send_plain(session_id, MessageTag::FallbackStart, start.encode_body());
+        self.phase = Phase::Fallback(FallbackRun {
+            session_id,
+            joiner_id,
+            fallback,
+            deadline: now.saturating_add(self.config.owner_timeout),
+            step,
+        });
+        if let Some(code) = shown {
+            self.start_pake(&code, rng);
+        }
+    }
+
+    fn prompt(&mut self, fallback: Fallback, prompt: OwnerPrompt) {
+        let text = prompt.text();
+        self.events.push_back(SponsorEvent::OwnerAction {
+            fallback,
+            prompt,
+            text,
+        });
+    }
+
+    /// (b), (c) Sends `shareP` for `code`.
+    fn start_pake<R: CryptoRng + ?Sized>(&mut self, code: &PairingCode, rng: &mut R) {
+        let Phase::Fallback(run) = &self.phase else {
+            return;
+        };
+        let (session, fallback, joiner_id) = (run.session_id, run.fallback, run.joiner_id);
+        let Some(binding) = self.binding() else {
+            return self.fail(SponsorFailure::Channel(PeerError::ChannelClosed), None);
+        };
+        let kind = if fallback == Fallback::LabelCode {
+            CodeKind::Label
+        } else {
+            CodeKind::Session
+        };
+        let secret = match prover_secret(code, &joiner_id, kind) {
+            Ok(s) => s,
+            Err(e) => return self.fail(SponsorFailure::Channel(e), Some(session)),
+        };
+        let context = PakeContext::new(
+            fallback,
+            &session,
+            &binding,
+            self.signer.key_id(),
+            joiner_id,
+        );
+        let (prover, share) = Prover::start(&secret, &context.get(), rng);
+        self.send_plain(
+            session,
+            MessageTag::PakeShare,
+            PakeShare {
+                share: *share.as_bytes(),
+            }
+            .encode_body(),
+        );
+        if let Phase::Fallback(run) = &mut self.phase {
+            run.step = FallbackStep::AwaitingReply {
+                prover: alloc::boxed::Box::new(prover),
+            };
+        }
+    }
+
+    fn handle_fallback<R: CryptoRng>(
+        &mut self,
+        now: Instant,
+        tag: MessageTag,
+        body: &[u8],
+        rng: &mut R,
+    ) {
+        let Phase::Fallback(run) = core::mem::replace(&mut self.phase, Phase::Idle) else {
+            return;
+        };
+        let session = run.session_id;
+        let malformed = |e| SponsorFailure::Malformed(e);
+        match (run.step, tag) {
+            (FallbackStep::AwaitingSasNonce { nonce }, MessageTag::SasNonce) => {
+                let theirs = match SasNonce::decode_body(body) {
+                    Ok(n) => n,
+                    Err(e) => return self.fail(malformed(e), Some(session)),
+                };
+                let Some(binding) = self.binding() else {
+                    return self.fail(SponsorFailure::Unexpected, None);
+                };
+                self.send_plain(
+                    session,
+                    MessageTag::SasReveal,
+                    SasReveal { nonce }.encode_body(),
+                );
+                let code = short_auth_string(&self.provider, &binding, &nonce, &theirs.nonce);
+                self.phase = Phase::Fallback(FallbackRun {
+                    step: FallbackStep::Comparing {
+                        owner_confirmed: false,
+                        joiner_confirmed: false,
+                    },
+                    ..run
+                });
+                self.prompt(Fallback::CompareCodes, OwnerPrompt::CompareCode { code });
+            }
+            (
+                FallbackStep::Comparing {
+                    owner_confirmed, ..
+                },
+                MessageTag::OwnerDecision,
+            ) => {
+                let decision = match OwnerDecision::decode_body(body) {
+                    Ok(d) => d,
+                    Err(e) => return self.fail(malformed(e), Some(session)),
+                };
+                if !decision.confirmed {
+                    return self.fail(SponsorFailure::CodesDiffer, Some(session));
+                }
+                self.phase = Phase::Fallback(FallbackRun {
+                    step: FallbackStep::Comparing {
+                        owner_confirmed,
+                        joiner_confirmed: true,
+                    },
+                    ..run
+                });
+                if owner_confirmed {
+                    self.hand_over_fallback(None);
+                }
+            }
+            (FallbackStep::AwaitingReply { prover }, MessageTag::PakeReply) => {
+                let reply = match PakeReply::decode_body(body) {
+                    Ok(r) => r,
+                    Err(e) => return self.fail(malformed(e), Some(session)),
+                };
+                let (Ok(share), Ok(confirm)) = (
+                    ShareV::<PakeSuite>::from_bytes(&reply.share),
+                    ConfirmV::<PakeSuite>::from_bytes(&reply.confirm),
+                ) else {
+                    return self.fail(SponsorFailure::FallbackProtocol, Some(session));
+                };
+                let confirming = match prover.receive(&share) {
+                    Ok(c) => c,
+                    Err(_) => return self.fail(SponsorFailure::FallbackProtocol, Some(session)),
+                };
+                match confirming.finish(&confirm) {
+                    Ok((confirm_p, _key)) => {
+                        self.phase = Phase::Fallback(FallbackRun {
+                            step: FallbackStep::AwaitingCode,
+                            ..run
+                        });
+                        self.hand_over_fallback(Some(*confirm_p.as_bytes()));
+                    }
+                    Err(_) => {
+                        let left = self.attempts_left();
+                        self.events.push_back(SponsorEvent::CodeRejected {
+                            attempts_left: left,
+                        });
+                        if left == 0 {
+                            return self.fail(SponsorFailure::AttemptLimitReached, Some(session));
+                        }
+                        // A channel of its own still: the next attempt, with a fresh code
+                        // where the code is drawn per attempt.
+                        self.phase = Phase::Fallback(FallbackRun {
+                            step: FallbackStep::AwaitingCode,
+                            ..run
+                        });
+                        self.start_attempt(now, session, run.joiner_id, run.fallback, rng);
+                    }
+                }
+            }
+            _ => self.fail(SponsorFailure::FallbackProtocol, Some(session)),
+        }
+    }
+
+    fn attempts_left(&mut self) -> u32 {
+        let used = self
+            .state
+            .load()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .fallback_attempts;
+        self.config.fallback_limit.max_attempts.saturating_sub(used)
+    }
+
+    /// (a) The owner's answer on this device: whether the two shown codes match. The
+    /// credential goes only once the owner confirmed on both devices.
+    pub fn confirm_code(&mut self, now: Instant, matches: bool) -> Result<(), PeerError> {
+        if let Phase::Fallback(run) = &self.phase
+            && now.is_past(run.deadline)
+        {
+            let session = run.session_id;
+            self.fail(SponsorFailure::OwnerTimeout, Some(session));
+        }
+        let Phase::Fallback(run) = &mut self.phase else {
+            return Err(PeerError::NotWaitingForOwner);
+        };
+        let FallbackStep::Comparing {
+            owner_confirmed,
+            joiner_confirmed,
+        } = &mut run.step
+        else {
+            return Err(PeerError::NotWaitingForOwner);
+        };
+        let session = run.session_id;
+        if !matches {
+            self.fail(SponsorFailure::CodesDiffer, Some(session));
+            return Ok(());
+        }
+        *owner_confirmed = true;
+        if *joiner_confirmed {
+            self.hand_over_fallback(None);
+        }
+        Ok(())
+    }
+
+    /// (b) shown by the joiner, (c) from its label: the code the owner typed. A malformed
+    /// code is refused here and costs no attempt.
+    pub fn enter_code<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        typed: &str,
+        rng: &mut R,
+    ) -> Result<(), PeerError> {
+        self.handle_timeout(now, rng);
+        let waiting = matches!(
+            &self.phase,
+            Phase::Fallback(FallbackRun {
+                fallback: Fallback::JoinerShowsCode | Fallback::LabelCode,
+                step: FallbackStep::AwaitingCode,
+                ..
+            })
+        );
+        if !waiting {
+            return Err(PeerError::NotWaitingForOwner);
+        }
+        let code = PairingCode::parse(typed)?;
+        self.start_pake(&code, rng);
+        Ok(())
+    }
+
+    /// The credential, inside the channel only, after the owner confirmed on both devices (a)
+    /// or the joiner's PAKE confirmation checked out ((b), (c)).
+    fn hand_over_fallback(&mut self, confirm: Option<[u8; flow2::fallback::PAKE_CONFIRM_LEN]>) {
+        let Phase::Fallback(run) = core::mem::replace(&mut self.phase, Phase::Idle) else {
+            return;
+        };
+        let handover = FallbackHandover {
+            confirm,
+            credential: self.config.credential.clone(),
+        };
+        let Ok(mut envelope) = Envelope::plain(
+            flow2::header(MessageTag::FallbackHandover, run.session_id),
+            handover.encode().to_vec(),
+        ) else {
+            return self.fail(SponsorFailure::Unexpected, None);
+        };
+        let plaintext = zeroize::Zeroizing::new(envelope.encode());
+        if let Body::Plain(body) = &mut envelope.body {
+            zeroize::Zeroize::zeroize(body);
+        }
+        let sealed = match self.channel.as_mut().map(|c| c.seal(&plaintext)) {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => return self.fail(SponsorFailure::Channel(e), None),
+            None => return self.fail(SponsorFailure::Channel(PeerError::ChannelClosed), None),
+        };
+        self.transmit(Destination::Joiner, sealed);
+        if attempt_succeeded(&mut self.state).is_err() {
+            self.events.push_back(SponsorEvent::StateNotSaved);
+        }
+        self.events.push_back(SponsorEvent::HandedOver {
+            joiner_id: run.joiner_id,
+        });
+        self.channel = None;
+        self.phase = Phase::Finished;
+    }
+
+    /// Seals a plain flow-2 message for the joiner.
+    fn send_plain(&mut self, session: SessionId, tag: MessageTag, body: Vec<u8>) {
+        let Ok(envelope) = Envelope::plain(flow2::header(tag, session), body) else {
+            return self.fail(SponsorFailure::Unexpected, None);
+        };
+        match self.channel.as_mut().map(|c| c.seal(&envelope.encode())) {
+            Some(Ok(b)) => self.transmit(Destination::Joiner, b),
+            Some(Err(e)) => self.fail(SponsorFailure::Channel(e), None),
+            None => self.fail(SponsorFailure::Channel(PeerError::ChannelClosed), None),
+        }
+    }
+
+    /// A deadline passed: retransmit to the server, or give up (and offer a fallback, if one
+    /// is allowed: `rng` serves it).
+    pub fn handle_timeout<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R) {
         let Some(deadline) = self.poll_timeout() else {
             return;
         };
@@ -547,6 +973,9 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
             } => {
                 if *retries_left == 0 {
                     let session = request.session_id;
+                    if self.offer_fallback(now, rng) {
+                        return;
+                    }
                     return self.fail(SponsorFailure::ServerUnreachable, Some(session));
                 }
                 *retries_left -= 1;
@@ -558,6 +987,10 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
                 let session = request.session_id;
                 self.fail(SponsorFailure::AnswerTimeout, Some(session));
             }
+            Phase::Fallback(run) => {
+                let session = run.session_id;
+                self.fail(SponsorFailure::OwnerTimeout, Some(session));
+            }
             Phase::Idle | Phase::Finished => {}
         }
     }
@@ -568,6 +1001,7 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
             Phase::AwaitingRequest { deadline }
             | Phase::AwaitingVerification { deadline, .. }
             | Phase::AwaitingAnswer { deadline, .. } => Some(*deadline),
+            Phase::Fallback(run) => Some(run.deadline),
             Phase::Idle | Phase::Finished => None,
         }
     }

@@ -1,47 +1,91 @@
-//! What a joiner or sponsor keeps across reboots: its attempt counter.
+//! What a joiner or sponsor keeps across reboots: its attempt counters.
 //!
-//! A handoff attempt is counted, and the count saved, *before* the attempt starts. A device
-//! that is switched off in the middle of an attempt therefore still has it counted, so
-//! power-cycling cannot buy unlimited attempts. A completed handoff resets the count; so does
-//! [`AttemptLimit`]'s explicit reset, which firmware calls only after an owner action (a
-//! button held at power-up, a factory reset).
+//! An attempt is counted, and the count saved, *before* the attempt starts. A device that is
+//! switched off in the middle of an attempt therefore still has it counted, so power-cycling
+//! cannot buy unlimited attempts. There are three counters:
+//!
+//! - automatic handoffs (answers to, or forwarded, server challenges);
+//! - fallback attempts with a fresh code ((a) compared codes, (b) a typed code);
+//! - label-code attempts ((c)): the label never changes, so this counter is never reset by a
+//!   success or by the owner-action reset; only a factory reset (erasing this state) clears it.
+//!
+//! A completed handoff resets the first two; so does the explicit reset, which firmware calls
+//! only after an owner action (a button held at power-up).
 
 use alloc::vec::Vec;
 use ciborium::Value;
 use zerotouch_core::{DecodeError, cbor};
 
 /// Version of the persisted encoding.
-const STATE_VERSION: u64 = 1;
+const STATE_VERSION: u64 = 2;
 
 /// The durable state of one flow-2 role.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PersistedPeerState {
-    /// Handoff attempts started since the last completed one.
+    /// Automatic handoff attempts started since the last completed handoff.
     pub attempts: u32,
+    /// Fallback attempts with a fresh code ((a), (b)) since the last completed handoff.
+    pub fallback_attempts: u32,
+    /// Label-code attempts ((c)) over the device's life (since its last factory reset).
+    pub label_attempts: u32,
+}
+
+/// Which counter an attempt counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    Handoff,
+    Fallback,
+    Label,
 }
 
 impl PersistedPeerState {
-    /// Strict CBOR: `[1, attempts: uint]`.
+    /// Strict CBOR: `[2, attempts: uint, fallback_attempts: uint, label_attempts: uint]`.
     pub fn encode(&self) -> Vec<u8> {
         cbor::encode(&Value::Array(alloc::vec![
             Value::Integer(STATE_VERSION.into()),
             Value::Integer(self.attempts.into()),
+            Value::Integer(self.fallback_attempts.into()),
+            Value::Integer(self.label_attempts.into()),
         ]))
     }
 
-    /// Decodes what [`encode`](Self::encode) wrote; anything else is a typed error.
+    /// Decodes what [`encode`](Self::encode) wrote, or version 1 (`[1, attempts]`, written
+    /// before the fallbacks existed: their counters start at zero); anything else is a typed
+    /// error.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let [version, attempts] = cbor::fields(cbor::decode(bytes)?, "peer_state")?;
-        if cbor::uint(&version, "state version", STATE_VERSION)? != STATE_VERSION {
-            return Err(DecodeError::OutOfRange {
+        let items = cbor::list(cbor::decode(bytes)?, "peer_state", 4)?;
+        let count = |v: &Value, field| {
+            cbor::uint(v, field, u64::from(u32::MAX))
+                .and_then(|n| u32::try_from(n).map_err(|_| DecodeError::OutOfRange { field }))
+        };
+        match items.as_slice() {
+            [version, attempts] if cbor::uint(version, "state version", 2)? == 1 => {
+                Ok(PersistedPeerState {
+                    attempts: count(attempts, "attempts")?,
+                    ..PersistedPeerState::default()
+                })
+            }
+            [version, attempts, fallback, label]
+                if cbor::uint(version, "state version", 2)? == STATE_VERSION =>
+            {
+                Ok(PersistedPeerState {
+                    attempts: count(attempts, "attempts")?,
+                    fallback_attempts: count(fallback, "fallback_attempts")?,
+                    label_attempts: count(label, "label_attempts")?,
+                })
+            }
+            _ => Err(DecodeError::OutOfRange {
                 field: "state version",
-            });
+            }),
         }
-        let attempts = cbor::uint(&attempts, "attempts", u64::from(u32::MAX))?;
-        Ok(PersistedPeerState {
-            attempts: u32::try_from(attempts)
-                .map_err(|_| DecodeError::OutOfRange { field: "attempts" })?,
-        })
+    }
+
+    fn counter(&mut self, counter: Counter) -> &mut u32 {
+        match counter {
+            Counter::Handoff => &mut self.attempts,
+            Counter::Fallback => &mut self.fallback_attempts,
+            Counter::Label => &mut self.label_attempts,
+        }
     }
 }
 
@@ -124,18 +168,37 @@ impl<T: PeerState + ?Sized> PeerState for &mut T {
 /// the attempt must not start either.
 pub(crate) fn begin_attempt<St: PeerState>(
     state: &mut St,
+    counter: Counter,
     limit: &AttemptLimit,
 ) -> Result<bool, St::Error> {
     let mut current = state.load()?.unwrap_or_default();
-    if current.attempts >= limit.max_attempts {
+    let count = current.counter(counter);
+    if *count >= limit.max_attempts {
         return Ok(false);
     }
-    current.attempts = current.attempts.saturating_add(1);
+    *count = count.saturating_add(1);
     state.save(&current)?;
     Ok(true)
 }
 
-/// A completed handoff: the count starts again from zero.
+/// Whether `counter` has reached `limit` (a state that cannot be read counts as reached).
+pub(crate) fn exhausted<St: PeerState>(
+    state: &mut St,
+    counter: Counter,
+    limit: &AttemptLimit,
+) -> bool {
+    state
+        .load()
+        .map(|s| *s.unwrap_or_default().counter(counter) >= limit.max_attempts)
+        .unwrap_or(true)
+}
+
+/// A completed handoff, or the owner-action reset: the handoff and fallback counts start again
+/// from zero. The label count never does.
 pub(crate) fn attempt_succeeded<St: PeerState>(state: &mut St) -> Result<(), St::Error> {
-    state.save(&PersistedPeerState::default())
+    let label_attempts = state.load()?.unwrap_or_default().label_attempts;
+    state.save(&PersistedPeerState {
+        label_attempts,
+        ..PersistedPeerState::default()
+    })
 }

@@ -197,7 +197,7 @@ fn generate() -> Value {
             moved = true;
             match t.destination {
                 Destination::Joiner => {
-                    joiner.receive(NOW, &t.bytes);
+                    joiner.receive(NOW, &t.bytes, &mut jr);
                     sent.push(Sent {
                         from: "sponsor",
                         to: "joiner",
@@ -206,7 +206,7 @@ fn generate() -> Value {
                 }
                 Destination::AssociationServer => {
                     let answer = server.answer(&t.bytes, &mut vr);
-                    sponsor.receive_server(NOW, &answer);
+                    sponsor.receive_server(NOW, &answer, &mut sr);
                     sent.push(Sent {
                         from: "sponsor",
                         to: "association server",
@@ -471,7 +471,7 @@ fn a_joiner_fed_the_vectors_draws_and_sponsor_frames_sends_the_vectors_frames() 
     joiner.start(now, &mut rng);
     let mut emitted: Vec<Vec<u8>> = std::iter::from_fn(|| joiner.poll_transmit()).collect();
     for frame in frames("sponsor", "joiner") {
-        joiner.receive(now, &frame);
+        joiner.receive(now, &frame, &mut rng);
         emitted.extend(std::iter::from_fn(|| joiner.poll_transmit()));
     }
     let expected = frames("joiner", "sponsor");

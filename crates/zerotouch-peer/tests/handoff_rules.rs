@@ -108,7 +108,7 @@ fn run_relayed(w: &mut World, relay: &mut Relay) {
             moved = true;
             let r = relay.to_joiner.receive(&bytes).unwrap();
             if !r.reply.is_empty() {
-                w.joiner.receive(w.now, &r.reply);
+                w.joiner.receive(w.now, &r.reply, &mut w.rng);
             }
             for m in r.messages {
                 let mut env = Envelope::decode(&m).unwrap();
@@ -129,7 +129,7 @@ fn run_relayed(w: &mut World, relay: &mut Relay) {
             match t.destination {
                 Destination::AssociationServer => {
                     let answer = w.server.answer(&t.bytes, &mut w.rng);
-                    w.sponsor.receive_server(w.now, &answer);
+                    w.sponsor.receive_server(w.now, &answer, &mut w.rng);
                 }
                 Destination::Joiner => {
                     let r = relay.to_sponsor.receive(&t.bytes).unwrap();
@@ -156,7 +156,7 @@ fn run_relayed(w: &mut World, relay: &mut Relay) {
                             continue;
                         }
                         let out = relay.to_joiner.seal(&m).unwrap();
-                        w.joiner.receive(w.now, &out);
+                        w.joiner.receive(w.now, &out, &mut w.rng);
                     }
                 }
             }
@@ -363,7 +363,7 @@ fn rogue(w: &mut World) -> RogueSponsor {
     let mut channel = LocalChannel::responder(&mut w.rng).unwrap();
     let first = w.joiner.poll_transmit().unwrap();
     let r = channel.receive(&first).unwrap();
-    w.joiner.receive(w.now, &r.reply);
+    w.joiner.receive(w.now, &r.reply, &mut w.rng);
     let req = w.joiner.poll_transmit().unwrap();
     let r = channel.receive(&req).unwrap();
     let env = Envelope::decode(&r.messages[0]).unwrap();
@@ -418,7 +418,7 @@ fn credential_not_matching_the_commitment_is_refused() {
     );
     let cd = signed_challenge(&mut w, &r, committed, r.session);
     let out = r.channel.seal(&cd).unwrap();
-    w.joiner.receive(w.now, &out);
+    w.joiner.receive(w.now, &out, &mut w.rng);
     let answer = w
         .joiner
         .poll_transmit()
@@ -440,7 +440,7 @@ fn credential_not_matching_the_commitment_is_refused() {
     )
     .unwrap();
     let out = r.channel.seal(&env.encode()).unwrap();
-    w.joiner.receive(w.now, &out);
+    w.joiner.receive(w.now, &out, &mut w.rng);
     w.drain_events();
     assert!(w.joined().is_none());
     assert_eq!(w.joiner_failure(), Some(&JoinerFailure::CommitmentMismatch));
@@ -456,7 +456,7 @@ fn replayed_challenge_data_is_refused() {
     let mut r = rogue(&mut w);
     assert_ne!(r.session, old.session);
     let out = r.channel.seal(&old_cd).unwrap();
-    w.joiner.receive(w.now, &out);
+    w.joiner.receive(w.now, &out, &mut w.rng);
     w.drain_events();
     assert_eq!(w.joiner_failure(), Some(&JoinerFailure::WrongHandoff));
     assert!(
@@ -473,7 +473,7 @@ fn challenge_data_not_signed_by_a_pinned_key_is_refused() {
     let at = cd.len() - 70;
     cd[at] ^= 1;
     let out = r.channel.seal(&cd).unwrap();
-    w.joiner.receive(w.now, &out);
+    w.joiner.receive(w.now, &out, &mut w.rng);
     w.drain_events();
     assert!(matches!(
         w.joiner_failure(),
@@ -489,7 +489,8 @@ fn expired_nonce_is_refused() {
     let cd = signed_challenge(&mut w, &r, flow2::Commitment([1; 32]), r.session);
     let out = r.channel.seal(&cd).unwrap();
     // 60 s of the joiner's own clock later.
-    w.joiner.receive(Instant(w.now.0 + 60_000), &out);
+    w.joiner
+        .receive(Instant(w.now.0 + 60_000), &out, &mut w.rng);
     w.drain_events();
     assert_eq!(w.joiner_failure(), Some(&JoinerFailure::NonceExpired));
     assert!(w.joiner.poll_transmit().is_none());
@@ -636,7 +637,7 @@ fn attempt_is_counted_before_the_answer_is_sent() {
     let mut r = rogue(&mut w);
     let cd = signed_challenge(&mut w, &r, flow2::Commitment([1; 32]), r.session);
     let out = r.channel.seal(&cd).unwrap();
-    w.joiner.receive(w.now, &out);
+    w.joiner.receive(w.now, &out, &mut w.rng);
     // The answer is queued and the count is already on flash: a power cut now still counts.
     assert!(w.joiner.poll_transmit().is_some());
     assert_eq!(w.joiner.state().stored().unwrap().attempts, 1);
@@ -654,7 +655,7 @@ fn unreachable_server_is_retried_with_identical_bytes_then_reported() {
     for _ in 0..4 {
         let t = w.sponsor.poll_timeout().unwrap();
         w.now = t;
-        w.sponsor.handle_timeout(t);
+        w.sponsor.handle_timeout(t, &mut w.rng);
         w.run_with(&mut |_, bytes, _| {
             sent.push(bytes.to_vec());
             None
@@ -683,7 +684,7 @@ fn joiner_that_never_answers_times_out_at_the_sponsor() {
     r.rewrite_seen_binding = Some(None);
     run_relayed(&mut w, &mut r);
     let t = w.sponsor.poll_timeout().unwrap();
-    w.sponsor.handle_timeout(t);
+    w.sponsor.handle_timeout(t, &mut w.rng);
     w.drain_events();
     assert_eq!(w.sponsor_failure(), Some(&SponsorFailure::AnswerTimeout));
 }

@@ -297,7 +297,7 @@ impl<St: Store> HandoffSim<St> {
             self.now = self.now.max(at);
             if next_timer.is_some_and(|t| t <= at) {
                 self.joiner.handle_timeout(self.now);
-                self.sponsor.handle_timeout(self.now);
+                self.sponsor.handle_timeout(self.now, &mut self.rng);
             } else if let Some(((_, id), d)) = self.queue.pop_first() {
                 let stale = self
                     .in_flight_generation
@@ -326,7 +326,7 @@ impl<St: Store> HandoffSim<St> {
                         }
                         self.sponsor.receive_local(self.now, &b, &mut self.rng);
                     }
-                    Delivery::ToJoiner(b) => self.joiner.receive(self.now, &b),
+                    Delivery::ToJoiner(b) => self.joiner.receive(self.now, &b, &mut self.rng),
                     Delivery::ToServer(b) => {
                         let identity = TransportIdentity::Direct {
                             transport: Transport::Https,
@@ -340,7 +340,9 @@ impl<St: Store> HandoffSim<St> {
                         ));
                         self.server_link(Delivery::FromServer, &answer);
                     }
-                    Delivery::FromServer(b) => self.sponsor.receive_server(self.now, &b),
+                    Delivery::FromServer(b) => {
+                        self.sponsor.receive_server(self.now, &b, &mut self.rng)
+                    }
                 }
             }
             self.pump(&mut out);

@@ -29,11 +29,16 @@
 
 mod challenge;
 mod credential_request;
+pub mod fallback;
 mod handover;
 mod verification;
 
 pub use challenge::{ChallengeData, ChallengeResponse};
 pub use credential_request::PeerCredentialRequest;
+pub use fallback::{
+    Fallback, FallbackHandover, FallbackStart, OwnerDecision, PakeReply, PakeShare, SasNonce,
+    SasReveal, ShortAuthString, sas_commitment, short_auth_string,
+};
 pub use handover::{CredentialHandover, HomeCredential};
 pub use verification::{AnswerKey, SealedAnswer, VerificationData, VerificationRequest};
 
@@ -66,6 +71,11 @@ pub fn seq_of(tag: MessageTag) -> u32 {
         MessageTag::ChallengeData | MessageTag::VerificationData => 1,
         MessageTag::ChallengeResponse => 2,
         MessageTag::CredentialHandover => 3,
+        MessageTag::FallbackStart => 4,
+        MessageTag::SasNonce | MessageTag::PakeShare => 5,
+        MessageTag::SasReveal | MessageTag::PakeReply => 6,
+        MessageTag::OwnerDecision => 7,
+        MessageTag::FallbackHandover => 8,
         _ => 0,
     }
 }

@@ -265,11 +265,12 @@ impl World {
                 match t.destination {
                     Destination::Joiner => {
                         self.local_bytes.extend_from_slice(&t.bytes);
-                        self.joiner.receive(self.now, &t.bytes);
+                        self.joiner.receive(self.now, &t.bytes, &mut self.rng);
                     }
                     Destination::AssociationServer => {
                         if let Some(answer) = server(&mut self.server, &t.bytes, &mut self.rng) {
-                            self.sponsor.receive_server(self.now, &answer);
+                            self.sponsor
+                                .receive_server(self.now, &answer, &mut self.rng);
                         }
                     }
                 }
