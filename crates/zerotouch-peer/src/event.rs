@@ -1,12 +1,11 @@
 //! What the roles tell the firmware: typed events, and the typed reasons behind refusals and
 //! failures.
 
-use alloc::string::String;
 use zerotouch_core::flow2::{ChannelBinding, Fallback};
 use zerotouch_core::{DecodeError, ErrorCode, KeyId, Passphrase, SealError, SignatureError};
 
 use crate::PeerError;
-use crate::owner::OwnerPrompt;
+use crate::owner::{OwnerPrompt, ScreenText};
 
 /// Something the joiner's firmware acts on or logs. `Debug` redacts the passphrase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +39,8 @@ pub enum JoinerEvent {
         fallback: Fallback,
         /// What is asked, typed.
         prompt: OwnerPrompt,
-        /// The English text to show.
-        text: String,
+        /// The English text to show (redacted from `Debug`).
+        text: ScreenText,
     },
     /// The sponsor sent an unsigned error: a hint (try another sponsor or a fallback).
     SponsorHint {
@@ -130,8 +129,8 @@ pub enum SponsorEvent {
         fallback: Fallback,
         /// What is asked, typed.
         prompt: OwnerPrompt,
-        /// The English text to show.
-        text: String,
+        /// The English text to show (redacted from `Debug`).
+        text: ScreenText,
     },
     /// A typed code did not prove out (b, c): the code was wrong, or someone is in the middle.
     /// A new attempt follows while `attempts_left` is above zero.
@@ -191,6 +190,9 @@ pub enum SponsorFailure {
     CodesDiffer,
     /// The joiner's compared-code message or PAKE reply was not the one expected.
     FallbackProtocol,
+    /// The joiner stopped the fallback (its attempts are used up, its owner said no, or it
+    /// found a message wrong).
+    JoinerGaveUp,
     /// The owner did not act before the fallback's deadline.
     OwnerTimeout,
 }

@@ -14,8 +14,8 @@ use zerotouch_core::flow2::{
     credential_commitment, handoff_transcript, sas_commitment, short_auth_string,
 };
 use zerotouch_core::{
-    Body, CryptoProvider, DeviceSecret, Envelope, ErrorMessage, Flow, Instant, KeyId, KeyRole,
-    Message, MessageTag, Nonce, PinnedKeys, RustCryptoProvider, SessionId,
+    Body, CryptoProvider, DeviceSecret, Envelope, ErrorCode, ErrorMessage, Flow, Instant, KeyId,
+    KeyRole, Message, MessageTag, Nonce, PinnedKeys, RustCryptoProvider, SessionId,
 };
 
 use crate::PeerError;
@@ -445,6 +445,16 @@ impl<St: PeerState, P: CryptoProvider> Joiner<St, P> {
         if !self.declared.contains(&fallback) {
             return self.fail(JoinerFailure::FallbackNotOffered);
         }
+        // Used up since it was declared (the attempts of this very handoff): stop before the
+        // owner is asked for a code that cannot be accepted.
+        let (counter, limit) = if fallback == Fallback::LabelCode {
+            (Counter::Label, self.config.label_limit)
+        } else {
+            (Counter::Fallback, self.config.fallback_limit)
+        };
+        if exhausted(&mut self.state, counter, &limit) {
+            return self.fail(JoinerFailure::AttemptLimitReached);
+        }
         let Some(handoff) = self.handoff.as_mut() else {
             return;
         };
@@ -780,6 +790,20 @@ impl<St: PeerState, P: CryptoProvider> Joiner<St, P> {
     }
 
     fn fail(&mut self, reason: JoinerFailure) {
+        // In a fallback the sponsor may be waiting for its owner: tell it the joiner stopped
+        // (an unsigned hint inside the channel) so it does not ask for a code in vain.
+        // The phase is left first, so a failure while sending this cannot come back here.
+        let was = core::mem::replace(&mut self.phase, Phase::Idle);
+        if let (Phase::Fallback(_), Some(handoff)) = (&was, self.handoff)
+            && self.channel.as_ref().is_some_and(LocalChannel::is_open)
+        {
+            let message = ErrorMessage {
+                code: ErrorCode::HandoffUnavailable,
+                retry_after_s: 0,
+                supported_versions: Vec::new(),
+            };
+            self.send(handoff, MessageTag::Error, message.encode_body());
+        }
         self.events.push_back(JoinerEvent::Failed { reason });
         self.finish(Phase::Idle);
     }

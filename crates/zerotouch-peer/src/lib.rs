@@ -80,7 +80,7 @@ pub use channel::LocalChannel;
 pub use error::PeerError;
 pub use event::{JoinerEvent, JoinerFailure, SponsorEvent, SponsorFailure};
 pub use joiner::{Joiner, JoinerConfig};
-pub use owner::{OwnerInterface, OwnerPrompt};
+pub use owner::{OwnerInterface, OwnerPrompt, ScreenText};
 pub use pake::{LabelRecord, PairingCode};
 pub use sponsor::{Destination, Sponsor, SponsorConfig, SponsorTransmit};
 pub use state::{AttemptLimit, MemoryPeerState, PeerState, PersistedPeerState};

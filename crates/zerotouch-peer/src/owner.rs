@@ -71,6 +71,24 @@ pub(crate) fn usable(
     out
 }
 
+/// The text to show the owner. `Debug` leaves it out: it may hold a code, and events get
+/// logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScreenText(String);
+
+impl ScreenText {
+    /// The text, for the screen only.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for ScreenText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ScreenText(<redacted>)")
+    }
+}
+
 /// What the owner must do now. [`text`](Self::text) is the English text to show; firmware
 /// that localises builds its own from the typed fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,8 +116,8 @@ pub enum OwnerPrompt {
 
 impl OwnerPrompt {
     /// The text to show the owner.
-    pub fn text(&self) -> String {
-        match self {
+    pub fn text(&self) -> ScreenText {
+        ScreenText(match self {
             OwnerPrompt::CompareCode { code } => format!(
                 "Does the other device show {code}? Confirm on both devices only if the codes match."
             ),
@@ -115,6 +133,6 @@ impl OwnerPrompt {
             OwnerPrompt::TypeLabelCodeElsewhere => String::from(
                 "Type the code printed on this device's label on the device that shares the network.",
             ),
-        }
+        })
     }
 }

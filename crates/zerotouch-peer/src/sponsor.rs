@@ -304,6 +304,11 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
                 Ok(response) => self.check_answer(response),
                 Err(e) => self.fail(SponsorFailure::Malformed(e), Some(session)),
             },
+            (Phase::Fallback(run), MessageTag::Error, Body::Plain(_))
+                if run.session_id == session =>
+            {
+                self.fail(SponsorFailure::JoinerGaveUp, Some(session));
+            }
             (Phase::Fallback(run), tag, Body::Plain(b)) if run.session_id == session => {
                 self.handle_fallback(now, tag, b, rng);
             }

@@ -103,27 +103,12 @@ struct Relay {
 /// Runs joiner ↔ relay ↔ sponsor (with the test server) until nothing moves.
 fn run_relayed(w: &mut World, relay: &mut Relay) {
     for _ in 0..50 {
-        let mut moved = false;
-        while let Some(bytes) = w.joiner.poll_transmit() {
-            moved = true;
-            let r = relay.to_joiner.receive(&bytes).unwrap();
-            if !r.reply.is_empty() {
-                w.joiner.receive(w.now, &r.reply, &mut w.rng);
-            }
-            for m in r.messages {
-                let mut env = Envelope::decode(&m).unwrap();
-                if env.header.tag == MessageTag::PeerCredentialRequest
-                    && let Some(seen) = relay.rewrite_seen_binding
-                    && let Body::Plain(b) = &env.body
-                {
-                    let mut req = PeerCredentialRequest::decode_body(b).unwrap();
-                    req.seen_binding = seen;
-                    env.body = Body::Plain(req.encode_body());
-                }
-                let out = relay.to_sponsor.seal(&env.encode()).unwrap();
-                w.sponsor.receive_local(w.now, &out, &mut w.rng);
-            }
-        }
+        let mut moved = relay_from_joiner(
+            w,
+            &mut relay.to_joiner,
+            &mut relay.to_sponsor,
+            relay.rewrite_seen_binding,
+        );
         while let Some(t) = w.sponsor.poll_transmit() {
             moved = true;
             match t.destination {
@@ -170,13 +155,7 @@ fn run_relayed(w: &mut World, relay: &mut Relay) {
 }
 
 fn relay(w: &mut World) -> Relay {
-    w.joiner.start(w.now, &mut w.rng);
-    w.sponsor.accept(w.now, &mut w.rng);
-    let to_joiner = LocalChannel::responder(&mut w.rng).unwrap();
-    let (mut to_sponsor, first) = LocalChannel::initiator(&mut w.rng).unwrap();
-    w.sponsor.receive_local(w.now, &first, &mut w.rng);
-    let reply = w.sponsor.poll_transmit().unwrap();
-    assert!(to_sponsor.receive(&reply.bytes).unwrap().opened);
+    let (to_joiner, to_sponsor) = open_relay(w);
     Relay {
         to_joiner,
         to_sponsor,
@@ -359,19 +338,11 @@ struct RogueSponsor {
 }
 
 fn rogue(w: &mut World) -> RogueSponsor {
-    w.joiner.start(w.now, &mut w.rng);
-    let mut channel = LocalChannel::responder(&mut w.rng).unwrap();
-    let first = w.joiner.poll_transmit().unwrap();
-    let r = channel.receive(&first).unwrap();
-    w.joiner.receive(w.now, &r.reply, &mut w.rng);
-    let req = w.joiner.poll_transmit().unwrap();
-    let r = channel.receive(&req).unwrap();
-    let env = Envelope::decode(&r.messages[0]).unwrap();
-    let Body::Plain(b) = &env.body else { panic!() };
+    let (channel, session, request) = open_as_sponsor(w);
     RogueSponsor {
         channel,
-        session: env.header.session_id,
-        request: PeerCredentialRequest::decode_body(b).unwrap(),
+        session,
+        request,
     }
 }
 

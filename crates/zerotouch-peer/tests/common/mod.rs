@@ -168,6 +168,8 @@ pub struct World {
     pub rng: ChaCha20Rng,
     pub pinned: PinnedKeys,
     pub joiner_id: KeyId,
+    /// The sponsor's identity key (the test server knows its public half).
+    pub sponsor_identity: SoftwareSigner,
     pub joiner: Joiner<MemoryPeerState>,
     pub sponsor: Sponsor<SoftwareSigner, MemoryPeerState>,
     pub server: TestServer,
@@ -210,7 +212,7 @@ impl World {
         .unwrap();
         let sponsor = Sponsor::new(
             SponsorConfig::new(home(), pinned.clone()),
-            identity,
+            identity.clone(),
             sponsor_state,
         )
         .unwrap();
@@ -218,6 +220,7 @@ impl World {
             rng,
             pinned,
             joiner_id,
+            sponsor_identity: identity,
             joiner,
             sponsor,
             server: TestServer {
@@ -239,6 +242,12 @@ impl World {
     /// Replaces the joiner (another secret, a rebooted state…).
     pub fn with_joiner(mut self, config: JoinerConfig, state: MemoryPeerState) -> World {
         self.joiner = Joiner::new(config, state).unwrap();
+        self
+    }
+
+    /// Replaces the sponsor (other configuration, a rebooted state…), same identity key.
+    pub fn with_sponsor(mut self, config: SponsorConfig, state: MemoryPeerState) -> World {
+        self.sponsor = Sponsor::new(config, self.sponsor_identity.clone(), state).unwrap();
         self
     }
 
@@ -317,4 +326,67 @@ impl World {
             .iter()
             .any(|e| matches!(e, SponsorEvent::HandedOver { .. }))
     }
+}
+
+/// Starts a handoff with a relay in the middle: returns the relay's channel towards the joiner
+/// (not yet open: the joiner's first message is queued) and its open channel to the sponsor.
+pub fn open_relay(w: &mut World) -> (LocalChannel, LocalChannel) {
+    w.joiner.start(w.now, &mut w.rng);
+    w.sponsor.accept(w.now, &mut w.rng);
+    let to_joiner = LocalChannel::responder(&mut w.rng).unwrap();
+    let (mut to_sponsor, first) = LocalChannel::initiator(&mut w.rng).unwrap();
+    w.sponsor.receive_local(w.now, &first, &mut w.rng);
+    let reply = w.sponsor.poll_transmit().unwrap();
+    assert!(to_sponsor.receive(&reply.bytes).unwrap().opened);
+    (to_joiner, to_sponsor)
+}
+
+/// Moves the joiner's queued bytes through a relay to the sponsor; the request's
+/// `seen_binding` becomes `seen` when given. Whether anything moved.
+pub fn relay_from_joiner(
+    w: &mut World,
+    to_joiner: &mut LocalChannel,
+    to_sponsor: &mut LocalChannel,
+    seen: Option<Option<flow2::ChannelBinding>>,
+) -> bool {
+    let mut moved = false;
+    while let Some(bytes) = w.joiner.poll_transmit() {
+        moved = true;
+        let r = to_joiner.receive(&bytes).unwrap();
+        if !r.reply.is_empty() {
+            w.joiner.receive(w.now, &r.reply, &mut w.rng);
+        }
+        for m in r.messages {
+            let mut env = Envelope::decode(&m).unwrap();
+            if env.header.tag == MessageTag::PeerCredentialRequest
+                && let Some(seen) = seen
+                && let Body::Plain(b) = &env.body
+            {
+                let mut req = flow2::PeerCredentialRequest::decode_body(b).unwrap();
+                req.seen_binding = seen;
+                env.body = Body::Plain(req.encode_body());
+            }
+            let out = to_sponsor.seal(&env.encode()).unwrap();
+            w.sponsor.receive_local(w.now, &out, &mut w.rng);
+        }
+    }
+    moved
+}
+
+/// Starts the joiner against the test posing as its sponsor: the test's open channel, the
+/// handoff's session id and the joiner's credential request.
+pub fn open_as_sponsor(w: &mut World) -> (LocalChannel, SessionId, flow2::PeerCredentialRequest) {
+    w.joiner.start(w.now, &mut w.rng);
+    let mut channel = LocalChannel::responder(&mut w.rng).unwrap();
+    let first = w.joiner.poll_transmit().unwrap();
+    let r = channel.receive(&first).unwrap();
+    w.joiner.receive(w.now, &r.reply, &mut w.rng);
+    let req = w.joiner.poll_transmit().unwrap();
+    let r = channel.receive(&req).unwrap();
+    let env = Envelope::decode(&r.messages[0]).unwrap();
+    let Body::Plain(b) = &env.body else {
+        panic!("a plain credential request")
+    };
+    let request = flow2::PeerCredentialRequest::decode_body(b).unwrap();
+    (channel, env.header.session_id, request)
 }
