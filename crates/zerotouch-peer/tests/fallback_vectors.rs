@@ -785,3 +785,51 @@ fn label_code_derivation_time() {
         search / 3600.0
     );
 }
+
+/// `docs/PROTOCOL.md` 18.7 states the constants `zerotouch-peer` uses: the PAKE's context label,
+/// each code's salt and iteration count, and the sizes of the PBKDF2 output and the record.
+#[test]
+fn the_spec_states_the_pake_constants() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/PROTOCOL.md"
+    ))
+    .unwrap();
+    let start = text.find("### 18.7 Fallbacks").expect("section 18.7");
+    let section = &text[start..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let utf8 = |b: &'static [u8]| std::str::from_utf8(b).unwrap();
+    // 10000 → "10,000", as the spec writes numbers.
+    let grouped = |n: u32| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    for needle in [
+        format!("Context     = \"{}\"", utf8(pake::PAKE_CONTEXT_LABEL)),
+        format!(
+            "salt \"{}\", {} iteration",
+            utf8(pake::SESSION_CODE_SALT),
+            grouped(pake::SESSION_CODE_ITERATIONS)
+        ),
+        format!(
+            "salt \"{}\", {} iterations",
+            utf8(pake::LABEL_CODE_SALT),
+            grouped(pake::LABEL_CODE_ITERATIONS)
+        ),
+        format!("iterations, {} bytes)", pake::PBKDF_OUTPUT_LEN),
+        format!(
+            "(65 bytes, SEC1 uncompressed): {} bytes",
+            pake::LABEL_RECORD_LEN
+        ),
+        format!("{} decimal digits drawn uniformly", pake::CODE_DIGITS),
+    ] {
+        assert!(section.contains(&needle), "18.7 lacks `{needle}`");
+    }
+}
