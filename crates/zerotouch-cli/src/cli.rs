@@ -283,6 +283,10 @@ pub struct BatchArgs {
     /// Give each device a flow-2 device secret.
     #[arg(long)]
     pub device_secrets: bool,
+    /// Give each device a flow-2 label code (fallback (c)): the 8 digits to print on the
+    /// device (`label-code`) and the record its firmware stores instead (`label-record`).
+    #[arg(long)]
+    pub label_codes: bool,
     /// PBKDF2 iterations of the PIN records in the manifest.
     #[arg(long, default_value_t = 100_000)]
     pub pin_iterations: u32,

@@ -132,11 +132,12 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
         csr_dir: None,
         pin_digits: 6,
         device_secrets: true,
+        label_codes: false,
         pin_iterations: zerotouch_store::DEFAULT_PIN_ITERATIONS,
         out: batch_dir.clone(),
     };
     let (batch, manifest) = crate::factory_batch::make(&batch_args)?;
-    let entries = crate::factory_batch::write(&batch_dir, &batch, &manifest)?;
+    let entries = crate::factory_batch::write(&batch_dir, &batch, &manifest, false)?;
     let entry = entries
         .first()
         .ok_or_else(|| CliError::BadArgument("the batch is empty".into()))?;

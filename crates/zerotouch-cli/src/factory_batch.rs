@@ -7,6 +7,8 @@
 //! OUT/<type>-<serial>/key.pem     identity key, PKCS#8 (0600; only for keys made here)
 //! OUT/<type>-<serial>/pin         the PIN printed inside the box (0600)
 //! OUT/<type>-<serial>/device-secret   flow-2 device secret, hex (0600)
+//! OUT/<type>-<serial>/label-code  flow-2 label code to print on the device, `1234 5678` (0600)
+//! OUT/<type>-<serial>/label-record    what the firmware stores for it: w0 || L, hex (0600)
 //! OUT/<type>-<serial>/label.txt   the box label's barcode payload
 //! OUT/<type>-<serial>/label.png   the same as a QR code
 //! ```
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zerotouch_core::SoftwareSigner;
 use zerotouch_factory::{BatchSpec, FactoryBatch, FactoryManifest, KeySource, make_batch};
+use zerotouch_peer::{LabelRecord, PairingCode};
 
 use crate::ceremony::load_ca;
 use crate::cli::BatchArgs;
@@ -42,6 +45,9 @@ pub struct BatchEntry {
     pub has_key: bool,
     /// Whether `pin` is there.
     pub has_pin: bool,
+    /// Whether `label-code` and `label-record` are there.
+    #[serde(default)]
+    pub has_label_code: bool,
 }
 
 /// Reads a batch's `devices.json`.
@@ -115,7 +121,9 @@ pub fn write(
     out_dir: &Path,
     batch: &FactoryBatch,
     manifest: &[u8],
+    label_codes: bool,
 ) -> Result<Vec<BatchEntry>, CliError> {
+    let mut rng = system_rng()?;
     std::fs::create_dir(out_dir).map_err(|e| crate::secret_input::create_error(out_dir, e))?;
     let mut entries = Vec::new();
     for device in &batch.devices {
@@ -134,6 +142,15 @@ pub fn write(
             let hex_secret = zeroize::Zeroizing::new(hex::encode(secret.expose_secret()));
             write_private_file(&dir.join("device-secret"), hex_secret.as_bytes())?;
         }
+        if label_codes {
+            // The device keeps only the record; the code goes on its label and nowhere else.
+            let code = PairingCode::generate(&mut rng);
+            let record = LabelRecord::from_code(&code, &device.key_id)
+                .map_err(|e| CliError::BadArgument(format!("label record: {e}")))?;
+            write_private_file(&dir.join("label-code"), code.grouped().as_bytes())?;
+            let hex_record = zeroize::Zeroizing::new(hex::encode(record.to_bytes()));
+            write_private_file(&dir.join("label-record"), hex_record.as_bytes())?;
+        }
         let label = device.label.encode();
         write_public_file(&dir.join("label.txt"), label.as_bytes())?;
         write_public_file(&dir.join("label.png"), &device.qr_png()?)?;
@@ -145,6 +162,7 @@ pub fn write(
             dir: name,
             has_key: device.private_key.is_some(),
             has_pin: device.pin.is_some(),
+            has_label_code: label_codes,
         });
     }
     write_public_file(&out_dir.join("manifest.cbor"), manifest)?;
@@ -157,7 +175,7 @@ pub fn write(
 /// `factory batch`.
 pub fn batch(out: &Output, args: &BatchArgs) -> Result<(), CliError> {
     let (batch, manifest) = make(args)?;
-    let entries = write(&args.out, &batch, &manifest)?;
+    let entries = write(&args.out, &batch, &manifest, args.label_codes)?;
     let mut text = format!(
         "{} devices of type {} in {}; manifest {} ({} B)",
         entries.len(),

@@ -168,7 +168,7 @@ impl Deployment {
             ],
         );
         let spec = format!(
-            "--device-type 7 --first-serial 100 --count {count} --product PLUG01 --device-secrets"
+            "--device-type 7 --first-serial 100 --count {count} --product PLUG01 --device-secrets --label-codes"
         );
         let args = batch_args(dir.path(), &data, &spec, &p("batch"));
         json(&data, &strs(&args));
@@ -650,9 +650,30 @@ fn factory_batch_writes_labels_qr_codes_secrets_and_a_manifest() {
     for (i, e) in entries.iter().enumerate() {
         assert_eq!(e["serial"], 100 + i as u64);
         let dir = d.path("batch").join(e["dir"].as_str().unwrap());
-        for private in ["key.pem", "pin", "device-secret"] {
+        for private in [
+            "key.pem",
+            "pin",
+            "device-secret",
+            "label-code",
+            "label-record",
+        ] {
             assert_eq!(mode(&dir.join(private)), 0o600, "{private}");
         }
+        // The label code proves against the stored record: the firmware's record is the
+        // code's, for this device's key id.
+        let code = std::fs::read_to_string(dir.join("label-code")).unwrap();
+        let record =
+            hex::decode(std::fs::read_to_string(dir.join("label-record")).unwrap()).unwrap();
+        let key_id = zerotouch_core::KeyId(
+            hex::decode(e["key_id"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        );
+        let code = zerotouch_peer::PairingCode::parse(&code).unwrap();
+        let expected = zerotouch_peer::LabelRecord::from_code(&code, &key_id).unwrap();
+        assert_eq!(&record[..], &expected.to_bytes()[..]);
+        assert_eq!(e["has_label_code"], true);
         let png = std::fs::read(dir.join("label.png")).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         let label = std::fs::read_to_string(dir.join("label.txt")).unwrap();
