@@ -193,6 +193,8 @@ pub enum SponsorFailure {
     /// The joiner stopped the fallback (its attempts are used up, its owner said no, or it
     /// found a message wrong).
     JoinerGaveUp,
+    /// The typed code's key derivation or the PAKE refused a value.
+    Pake(PeerError),
     /// The owner did not act before the fallback's deadline.
     OwnerTimeout,
 }

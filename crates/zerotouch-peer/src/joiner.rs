@@ -101,6 +101,22 @@ enum Phase {
 }
 
 impl Phase {
+    /// A fallback starts while the joiner waits for the server's challenge; a new attempt
+    /// starts only after a PAKE reply went out (the sponsor found the code wrong). Never
+    /// during compared codes: a restarted comparison would let a device in the middle draw
+    /// a new code each time, and never before the PAKE reply, which would let a rogue
+    /// sponsor redraw the shown code and the owner's deadline at no cost in attempts.
+    fn accepts_fallback_start(&self) -> bool {
+        match self {
+            Phase::AwaitingChallenge => true,
+            Phase::Fallback(run) => matches!(
+                run.step,
+                FallbackStep::AwaitingHandover { verifier: Some(_) }
+            ),
+            _ => false,
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Phase::Idle => "idle",
@@ -322,14 +338,14 @@ impl<St: PeerState, P: CryptoProvider> Joiner<St, P> {
                     Err(e) => self.fail(JoinerFailure::Malformed(e)),
                 }
             }
-            (
-                Phase::AwaitingChallenge | Phase::Fallback(_),
-                MessageTag::FallbackStart,
-                Body::Plain(b),
-            ) => match FallbackStart::decode_body(b) {
-                Ok(start) => self.start_fallback(now, start, rng),
-                Err(e) => self.fail(JoinerFailure::Malformed(e)),
-            },
+            (phase, MessageTag::FallbackStart, Body::Plain(b))
+                if phase.accepts_fallback_start() =>
+            {
+                match FallbackStart::decode_body(b) {
+                    Ok(start) => self.start_fallback(now, start, rng),
+                    Err(e) => self.fail(JoinerFailure::Malformed(e)),
+                }
+            }
             (Phase::Fallback(_), MessageTag::SasReveal, Body::Plain(b)) => {
                 match SasReveal::decode_body(b) {
                     Ok(reveal) => self.compare(&reveal),
@@ -790,11 +806,17 @@ impl<St: PeerState, P: CryptoProvider> Joiner<St, P> {
     }
 
     fn fail(&mut self, reason: JoinerFailure) {
-        // In a fallback the sponsor may be waiting for its owner: tell it the joiner stopped
+        // In a fallback, or refusing one, the sponsor may be waiting for its owner: tell it the
+        // joiner stopped
         // (an unsigned hint inside the channel) so it does not ask for a code in vain.
         // The phase is left first, so a failure while sending this cannot come back here.
         let was = core::mem::replace(&mut self.phase, Phase::Idle);
-        if let (Phase::Fallback(_), Some(handoff)) = (&was, self.handoff)
+        let in_fallback = matches!(was, Phase::Fallback(_))
+            || matches!(
+                reason,
+                JoinerFailure::FallbackNotOffered | JoinerFailure::AttemptLimitReached
+            );
+        if let (true, Some(handoff)) = (in_fallback, self.handoff)
             && self.channel.as_ref().is_some_and(LocalChannel::is_open)
         {
             let message = ErrorMessage {

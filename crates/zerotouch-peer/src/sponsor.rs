@@ -25,7 +25,7 @@ use crate::channel::LocalChannel;
 use crate::event::{SponsorEvent, SponsorFailure};
 use crate::owner::{OwnerInterface, OwnerPrompt, Side, usable};
 use crate::pake::{CodeKind, PairingCode, PakeContext, PakeSuite, prover_secret};
-use crate::state::{AttemptLimit, Counter, PeerState, attempt_succeeded, begin_attempt};
+use crate::state::{AttemptLimit, Counter, PeerState, attempt_succeeded, begin_attempt, exhausted};
 
 /// Longest answer window the sponsor grants, whatever the server says.
 const MAX_ANSWER_WINDOW: Duration = Duration::from_secs(120);
@@ -618,6 +618,14 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
             return false;
         };
         let (session_id, joiner_id) = (request.session_id, request.joiner_id);
+        if exhausted(
+            &mut self.state,
+            Counter::Fallback,
+            &self.config.fallback_limit,
+        ) {
+            self.fail(SponsorFailure::AttemptLimitReached, Some(session_id));
+            return true;
+        }
         self.events
             .push_back(SponsorEvent::FallbackStarted { fallback });
         self.start_attempt(now, session_id, joiner_id, fallback, rng);
@@ -714,7 +722,7 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
         };
         let secret = match prover_secret(code, &joiner_id, kind) {
             Ok(s) => s,
-            Err(e) => return self.fail(SponsorFailure::Channel(e), Some(session)),
+            Err(e) => return self.fail(SponsorFailure::Pake(e), Some(session)),
         };
         let context = PakeContext::new(
             fallback,

@@ -430,6 +430,66 @@ fn joiner_refuses_a_fallback_it_did_not_declare() {
     );
     w.drain_events();
     assert_eq!(w.joiner_failure(), Some(&JoinerFailure::FallbackNotOffered));
+    // And says so, so the sponsor does not keep its owner waiting.
+    let told = rogue.received(&mut w);
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].header.tag, MessageTag::Error);
+}
+
+#[test]
+fn compared_codes_cannot_be_restarted_within_a_handoff() {
+    // A device in the middle that could restart the comparison would draw a new code each
+    // time until one happened to match.
+    let mut w = world(52, full(&[Fallback::CompareCodes]));
+    let mut rogue = RogueSponsor::new(&mut w);
+    let start = FallbackStart {
+        fallback: Fallback::CompareCodes,
+        sponsor_id: KeyId([5; 32]),
+        sas_commitment: Some([0; 32]),
+    };
+    rogue.send(&mut w, MessageTag::FallbackStart, start.encode_body());
+    assert_eq!(rogue.received(&mut w)[0].header.tag, MessageTag::SasNonce);
+    rogue.send(&mut w, MessageTag::FallbackStart, start.encode_body());
+    w.drain_events();
+    assert_eq!(w.joiner_failure(), Some(&JoinerFailure::Unexpected));
+    let after: Vec<MessageTag> = rogue
+        .received(&mut w)
+        .iter()
+        .map(|e| e.header.tag)
+        .collect();
+    assert!(!after.contains(&MessageTag::SasNonce), "{after:?}");
+    assert_eq!(w.joiner.state().stored().unwrap().fallback_attempts, 1);
+}
+
+#[test]
+fn typed_code_attempt_cannot_be_restarted_before_the_pake_reply() {
+    // Redrawing the shown code (and the owner's deadline) must cost an attempt: a new
+    // attempt starts only after the joiner's PAKE reply.
+    let mut w = world(53, full(&[Fallback::JoinerShowsCode]));
+    let mut rogue = RogueSponsor::new(&mut w);
+    let start = FallbackStart {
+        fallback: Fallback::JoinerShowsCode,
+        sponsor_id: KeyId([5; 32]),
+        sas_commitment: None,
+    };
+    rogue.send(&mut w, MessageTag::FallbackStart, start.encode_body());
+    rogue.send(&mut w, MessageTag::FallbackStart, start.encode_body());
+    w.drain_events();
+    assert_eq!(w.joiner_failure(), Some(&JoinerFailure::Unexpected));
+    let shown = w
+        .joiner_events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                JoinerEvent::OwnerAction {
+                    prompt: OwnerPrompt::ShowCode { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(shown, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,6 +639,7 @@ fn sponsor_fallback_attempt_limit_survives_a_reboot() {
         w.sponsor_failure(),
         Some(&SponsorFailure::AttemptLimitReached)
     );
+    assert_eq!(fallback_started(&w), None);
     assert!(
         prompts(&w)
             .iter()
