@@ -17,8 +17,9 @@
 //!   through a signed order, admission, isolation, rate limits, eviction and closing. With
 //!   `device`, it drives `zerotouch-device` through a whole setup (hello to revocation check)
 //!   with 30 visible networks, and measures the session's own peak heap. With `peer`, it runs
-//!   `zerotouch-peer`'s joiner and sponsor through a whole flow-2 handoff and measures each
-//!   role's peak heap.
+//!   `zerotouch-peer`'s joiner and sponsor through a whole flow-2 handoff and through each of
+//!   the four fallbacks (compared codes, a code shown on either device, the label code, over
+//!   SPAKE2+), and measures each role's peak heap.
 //! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
 //!
 //! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the
@@ -50,9 +51,13 @@ extern crate ed25519_dalek;
 extern crate hmac;
 extern crate hpke;
 extern crate p256;
+#[cfg(feature = "peer")]
+extern crate pbkdf2;
 extern crate rand_core;
 extern crate serde;
 extern crate sha2;
+#[cfg(feature = "peer")]
+extern crate spake2plus;
 #[cfg(feature = "x509")]
 extern crate spki;
 extern crate subtle;

@@ -129,6 +129,11 @@ pub enum Step {
     /// The flow-2 handoff did not end with the joiner joining and the sponsor handing over (a
     /// message, event or check of the server's side went wrong).
     PeerFlow = 39,
+    /// A fallback handoff did not start as the server refused, or its owner prompts and
+    /// actions did not go as they should (codes differ, a typed code refused).
+    PeerFallback = 40,
+    /// A pairing code or label record was not generated, parsed or refused as it should be.
+    PeerCodes = 41,
 }
 
 pub(crate) type Check = Result<(), Step>;
@@ -279,7 +284,9 @@ impl rand_core::TryRng for CounterRng {
         for chunk in dst.chunks_mut(32) {
             self.0 += 1;
             let block = sha2::Sha256::digest(self.0.to_le_bytes());
-            chunk.copy_from_slice(&block[..chunk.len()]);
+            for (to, from) in chunk.iter_mut().zip(block.iter()) {
+                *to = *from;
+            }
         }
         Ok(())
     }
