@@ -18,6 +18,11 @@
 //!   checks the server's two signatures and opens the expected answer sealed to it → forwards
 //!   the challenge → compares the answer in constant time → hands over, inside the channel.
 //! - Both count attempts in a [`PeerState`] *before* they use them, so a reboot buys nothing.
+//! - When the server is unreachable or does not know the two as one account's, the owner
+//!   steps in through a fallback the firmware allows: a compared code (commit-then-reveal), a
+//!   fresh code shown on one device and typed on the other, or the joiner's label code, the
+//!   last two proven with SPAKE2+ ([`pake`]); each is bound to the channel, asks the owner
+//!   through an [`OwnerPrompt`] event, and sends the credential only inside the channel.
 //!
 //! ```
 //! use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
