@@ -9,19 +9,8 @@
 #![allow(clippy::expect_used)]
 
 use std::hint::black_box;
-use std::time::Instant as Clock;
+use zerotouch_benches::time_per_op;
 use zerotouch_core::*;
-
-fn time_per_op(iters: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iters / 10 {
-        f();
-    }
-    let start = Clock::now();
-    for _ in 0..iters {
-        f();
-    }
-    start.elapsed().as_secs_f64() * 1e6 / f64::from(iters)
-}
 
 fn main() {
     let p = RustCryptoProvider;

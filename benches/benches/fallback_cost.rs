@@ -12,26 +12,15 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
-use std::time::Instant as Clock;
 
 use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+use zerotouch_benches::time_per_op;
 use zerotouch_core::flow2::{self, Fallback, HomeCredential};
 use zerotouch_core::*;
 use zerotouch_peer::pake::{CodeKind, pbkdf_output};
 use zerotouch_peer::*;
 
 const LABEL: &str = "31415926";
-
-fn time_per_op(iters: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..iters / 10 {
-        f();
-    }
-    let start = Clock::now();
-    for _ in 0..iters {
-        f();
-    }
-    start.elapsed().as_secs_f64() * 1e6 / f64::from(iters)
-}
 
 struct Fixture {
     pinned: PinnedKeys,

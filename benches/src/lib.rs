@@ -342,3 +342,15 @@ pub async fn in_process_session<St: Store, S: Signer, P: CryptoProvider>(
     )
     .await
 }
+
+/// Microseconds per call of `f`, over `iters` calls after `iters / 10` warm-up calls.
+pub fn time_per_op(iters: u32, mut f: impl FnMut()) -> f64 {
+    for _ in 0..iters / 10 {
+        f();
+    }
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(iters)
+}

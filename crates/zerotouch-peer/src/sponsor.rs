@@ -530,14 +530,8 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
         else {
             return;
         };
-        let session = request.session_id;
-        match begin_attempt(&mut self.state, Counter::Handoff, &self.config.limit) {
-            Ok(true) => {}
-            Ok(false) => return self.fail(SponsorFailure::AttemptLimitReached, Some(session)),
-            Err(_) => {
-                self.events.push_back(SponsorEvent::StateNotSaved);
-                return self.fail(SponsorFailure::AttemptLimitReached, Some(session));
-            }
+        if !self.count(Counter::Handoff, request.session_id) {
+            return;
         }
         let sealed = match self.channel.as_mut().map(|c| c.seal(&data.challenge_data)) {
             Some(Ok(b)) => b,
@@ -572,10 +566,24 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
             commitment_key: request.commitment_key.clone(),
             credential: self.config.credential.clone(),
         };
-        let Ok(mut envelope) = Envelope::plain(
-            flow2::header(MessageTag::CredentialHandover, request.session_id),
-            handover.encode().to_vec(),
-        ) else {
+        self.hand_over(
+            MessageTag::CredentialHandover,
+            request.session_id,
+            request.joiner_id,
+            handover.encode(),
+        );
+    }
+
+    /// Sends the credential's message (`body` holds the passphrase), inside the channel only,
+    /// then ends the handoff as completed.
+    fn hand_over(
+        &mut self,
+        tag: MessageTag,
+        session: SessionId,
+        joiner_id: KeyId,
+        body: zeroize::Zeroizing<Vec<u8>>,
+    ) {
+        let Ok(mut envelope) = Envelope::plain(flow2::header(tag, session), body.to_vec()) else {
             return self.fail(SponsorFailure::Unexpected, None);
         };
         let plaintext = zeroize::Zeroizing::new(envelope.encode());
@@ -592,11 +600,31 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
         if attempt_succeeded(&mut self.state).is_err() {
             self.events.push_back(SponsorEvent::StateNotSaved);
         }
-        self.events.push_back(SponsorEvent::HandedOver {
-            joiner_id: request.joiner_id,
-        });
+        self.events
+            .push_back(SponsorEvent::HandedOver { joiner_id });
         self.channel = None;
         self.phase = Phase::Finished;
+    }
+
+    /// Counts an attempt on `counter` before it starts. False (and the handoff failed) when
+    /// the limit is reached or the count cannot be saved.
+    fn count(&mut self, counter: Counter, session: SessionId) -> bool {
+        let limit = match counter {
+            Counter::Fallback | Counter::Label => self.config.fallback_limit,
+            Counter::Handoff => self.config.limit,
+        };
+        match begin_attempt(&mut self.state, counter, &limit) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.fail(SponsorFailure::AttemptLimitReached, Some(session));
+                false
+            }
+            Err(_) => {
+                self.events.push_back(SponsorEvent::StateNotSaved);
+                self.fail(SponsorFailure::AttemptLimitReached, Some(session));
+                false
+            }
+        }
     }
 
     /// The server cannot vouch for the joiner (unreachable, or not associated): the first
@@ -641,17 +669,8 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
         fallback: Fallback,
         rng: &mut R,
     ) {
-        match begin_attempt(
-            &mut self.state,
-            Counter::Fallback,
-            &self.config.fallback_limit,
-        ) {
-            Ok(true) => {}
-            Ok(false) => return self.fail(SponsorFailure::AttemptLimitReached, Some(session_id)),
-            Err(_) => {
-                self.events.push_back(SponsorEvent::StateNotSaved);
-                return self.fail(SponsorFailure::AttemptLimitReached, Some(session_id));
-            }
+        if !self.count(Counter::Fallback, session_id) {
+            return;
         }
         let Some(binding) = self.binding() else {
             return self.fail(SponsorFailure::Channel(PeerError::ChannelClosed), None);
@@ -929,30 +948,12 @@ impl<S: Signer, St: PeerState, P: CryptoProvider> Sponsor<S, St, P> {
             confirm,
             credential: self.config.credential.clone(),
         };
-        let Ok(mut envelope) = Envelope::plain(
-            flow2::header(MessageTag::FallbackHandover, run.session_id),
-            handover.encode().to_vec(),
-        ) else {
-            return self.fail(SponsorFailure::Unexpected, None);
-        };
-        let plaintext = zeroize::Zeroizing::new(envelope.encode());
-        if let Body::Plain(body) = &mut envelope.body {
-            zeroize::Zeroize::zeroize(body);
-        }
-        let sealed = match self.channel.as_mut().map(|c| c.seal(&plaintext)) {
-            Some(Ok(b)) => b,
-            Some(Err(e)) => return self.fail(SponsorFailure::Channel(e), None),
-            None => return self.fail(SponsorFailure::Channel(PeerError::ChannelClosed), None),
-        };
-        self.transmit(Destination::Joiner, sealed);
-        if attempt_succeeded(&mut self.state).is_err() {
-            self.events.push_back(SponsorEvent::StateNotSaved);
-        }
-        self.events.push_back(SponsorEvent::HandedOver {
-            joiner_id: run.joiner_id,
-        });
-        self.channel = None;
-        self.phase = Phase::Finished;
+        self.hand_over(
+            MessageTag::FallbackHandover,
+            run.session_id,
+            run.joiner_id,
+            handover.encode(),
+        );
     }
 
     /// Seals a plain flow-2 message for the joiner.

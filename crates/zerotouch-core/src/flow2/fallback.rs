@@ -19,10 +19,10 @@
 
 use alloc::vec::Vec;
 use ciborium::Value;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::{ChannelBinding, HomeCredential, bytes32, key_id};
-use crate::{CryptoProvider, DecodeError, KeyId, Message, MessageTag, Passphrase, cbor};
+use crate::{CryptoProvider, DecodeError, KeyId, Message, MessageTag, cbor};
 
 /// Domain label of the commitment to the sponsor's compared-code nonce.
 pub const SAS_COMMIT_LABEL: &[u8] = b"zerotouch-flow2-sas-commit";
@@ -280,19 +280,8 @@ pub struct FallbackHandover {
 impl FallbackHandover {
     /// The body's bytes, wiped when dropped: they hold the passphrase.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let mut value = Value::Array(alloc::vec![
-            self.confirm.as_ref().map_or(Value::Null, bytes32),
-            Value::Bytes(self.credential.ssid.clone()),
-            Value::Integer(self.credential.security.into()),
-            Value::Bytes(self.credential.passphrase.expose_secret().to_vec()),
-        ]);
-        let bytes = Zeroizing::new(cbor::encode(&value));
-        if let Value::Array(items) = &mut value
-            && let Some(Value::Bytes(p)) = items.last_mut()
-        {
-            p.zeroize();
-        }
-        bytes
+        let first = self.confirm.as_ref().map_or(Value::Null, bytes32);
+        self.credential.encode_after(first)
     }
 }
 
@@ -306,21 +295,11 @@ impl Message for FallbackHandover {
     fn decode_body(bytes: &[u8]) -> Result<Self, DecodeError> {
         let [confirm, ssid, security, passphrase] =
             cbor::fields(cbor::decode(bytes)?, "fallback_handover")?;
-        let passphrase = Zeroizing::new(cbor::bytes_in(passphrase, "passphrase", 8, 64)?);
         Ok(FallbackHandover {
             confirm: cbor::nullable(confirm, |v| {
                 cbor::fixed_bytes::<PAKE_CONFIRM_LEN>(v, "confirm_p")
             })?,
-            credential: HomeCredential {
-                ssid: cbor::bytes_in(ssid, "ssid", 1, 32)?,
-                security: u8::try_from(cbor::uint(&security, "security", 3)?)
-                    .ok()
-                    .filter(|s| *s >= 1)
-                    .ok_or(DecodeError::OutOfRange { field: "security" })?,
-                passphrase: Passphrase::new(&passphrase).map_err(|_| DecodeError::OutOfRange {
-                    field: "passphrase",
-                })?,
-            },
+            credential: HomeCredential::decode_fields(ssid, security, passphrase)?,
         })
     }
 }

@@ -38,14 +38,15 @@ impl PartialEq for CommitmentKey {
 }
 impl Eq for CommitmentKey {}
 
-impl CredentialHandover {
-    /// The body's bytes, wiped when dropped: they hold the passphrase.
-    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+impl HomeCredential {
+    /// `[first, ssid, security, passphrase]` encoded, wiped when dropped; every byte string of
+    /// the intermediate CBOR value is wiped too. The two handovers differ only in `first`.
+    pub(crate) fn encode_after(&self, first: Value) -> Zeroizing<Vec<u8>> {
         let mut value = Value::Array(alloc::vec![
-            bytes32(self.commitment_key.expose_secret()),
-            Value::Bytes(self.credential.ssid.clone()),
-            Value::Integer(self.credential.security.into()),
-            Value::Bytes(self.credential.passphrase.expose_secret().to_vec()),
+            first,
+            Value::Bytes(self.ssid.clone()),
+            Value::Integer(self.security.into()),
+            Value::Bytes(self.passphrase.expose_secret().to_vec()),
         ]);
         let bytes = Zeroizing::new(cbor::encode(&value));
         if let Value::Array(items) = &mut value {
@@ -56,6 +57,34 @@ impl CredentialHandover {
             }
         }
         bytes
+    }
+
+    /// The credential from its three wire fields: SSID 1..32 bytes, security 1..3,
+    /// passphrase 8..64 bytes.
+    pub(crate) fn decode_fields(
+        ssid: Value,
+        security: Value,
+        passphrase: Value,
+    ) -> Result<Self, DecodeError> {
+        let passphrase = Zeroizing::new(cbor::bytes_in(passphrase, "passphrase", 8, 64)?);
+        Ok(HomeCredential {
+            ssid: cbor::bytes_in(ssid, "ssid", 1, 32)?,
+            security: u8::try_from(cbor::uint(&security, "security", 3)?)
+                .ok()
+                .filter(|s| *s >= 1)
+                .ok_or(DecodeError::OutOfRange { field: "security" })?,
+            passphrase: Passphrase::new(&passphrase).map_err(|_| DecodeError::OutOfRange {
+                field: "passphrase",
+            })?,
+        })
+    }
+}
+
+impl CredentialHandover {
+    /// The body's bytes, wiped when dropped: they hold the passphrase.
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        self.credential
+            .encode_after(bytes32(self.commitment_key.expose_secret()))
     }
 }
 
@@ -71,19 +100,9 @@ impl Message for CredentialHandover {
         let [key, ssid, security, passphrase] =
             cbor::fields(cbor::decode(bytes)?, "credential_handover")?;
         let key = Zeroizing::new(cbor::fixed_bytes::<32>(key, "commitment_key")?);
-        let passphrase = Zeroizing::new(cbor::bytes_in(passphrase, "passphrase", 8, 64)?);
         Ok(CredentialHandover {
             commitment_key: CommitmentKey::new(*key),
-            credential: HomeCredential {
-                ssid: cbor::bytes_in(ssid, "ssid", 1, 32)?,
-                security: u8::try_from(cbor::uint(&security, "security", 3)?)
-                    .ok()
-                    .filter(|s| *s >= 1)
-                    .ok_or(DecodeError::OutOfRange { field: "security" })?,
-                passphrase: Passphrase::new(&passphrase).map_err(|_| DecodeError::OutOfRange {
-                    field: "passphrase",
-                })?,
-            },
+            credential: HomeCredential::decode_fields(ssid, security, passphrase)?,
         })
     }
 }
