@@ -24,6 +24,10 @@ pub enum CounterScope {
     PeerSponsorRequests,
     /// Flow-2 verification requests per joiner device (the device a sponsor asks about).
     PeerJoinerRequests,
+    /// DNS-binding queries per client address (a resolver, or the device itself).
+    DnsClientQueries,
+    /// DNS-binding queries per tunnel.
+    DnsTunnelQueries,
 }
 
 impl CounterScope {
@@ -36,6 +40,8 @@ impl CounterScope {
             CounterScope::CodeAttempts => "code",
             CounterScope::PeerSponsorRequests => "peer-sponsor",
             CounterScope::PeerJoinerRequests => "peer-joiner",
+            CounterScope::DnsClientQueries => "dns-client",
+            CounterScope::DnsTunnelQueries => "dns-tunnel",
         }
     }
 }
