@@ -14,8 +14,8 @@ use zerotouch_device::{
     DeviceConfig, DeviceSession, Event, JoinResult, MemoryDeviceState, Path, RetryPolicy, Trigger,
 };
 use zerotouch_http::{
-    DeviceRun, DirectHttps, Exchange, HttpError, Radio, ServerEndpoint, ServerTrust,
-    device_tls_config, drive_observed,
+    DeviceRun, DirectHttps, Exchange, Radio, ServerEndpoint, ServerTrust, device_tls_config,
+    drive_observed,
 };
 
 use crate::{CliError, Output};
@@ -120,7 +120,9 @@ fn tag_of(bytes: &[u8]) -> String {
 }
 
 impl<X: Exchange + Sync> Exchange for ObservedExchange<'_, X> {
-    async fn exchange(&mut self, path: Path, message: Vec<u8>) -> Result<Vec<u8>, HttpError> {
+    type Error = X::Error;
+
+    async fn exchange(&mut self, path: Path, message: Vec<u8>) -> Result<Vec<u8>, X::Error> {
         let net = match path {
             Path::Setup => "setup network",
             Path::Home => "home network",

@@ -53,3 +53,12 @@ pub enum HttpError {
     #[error("device did not finish within the run's time bound")]
     RunTimeout,
 }
+
+impl From<zerotouch_device_tokio::DriveError> for HttpError {
+    fn from(e: zerotouch_device_tokio::DriveError) -> Self {
+        match e {
+            zerotouch_device_tokio::DriveError::GaveUp(f) => HttpError::GaveUp(f),
+            zerotouch_device_tokio::DriveError::RunTimeout => HttpError::RunTimeout,
+        }
+    }
+}

@@ -63,7 +63,7 @@ mod server;
 pub use api::{AuditRecord, RegistrationRequest, RegistrationResponse, RegistrationResult};
 pub use client::association::AssociationClient;
 pub use client::channel::{HttpsChannel, Reply, ServerEndpoint};
-pub use client::device::{DeviceRun, DirectHttps, Exchange, Radio, drive, drive_observed};
+pub use client::device::{DirectHttps, drive, drive_observed};
 pub use client::registrar::{OperatorClient, RegistrarClient};
 pub use client::relay::RelayClient;
 pub use client::tls::{client_tls_config, device_tls_config};
@@ -73,6 +73,7 @@ pub use server::{
     CertificateProblem, HttpConfig, Limits, PeerRole, RateLimit, RunningServer, serve,
     serve_with_association,
 };
+pub use zerotouch_device_tokio::{DeviceRun, Exchange, Radio};
 
 use hyper::header::HeaderName;
 use zerotouch_core::Transport;

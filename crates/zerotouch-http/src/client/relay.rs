@@ -51,6 +51,8 @@ impl RelayClient {
 }
 
 impl Exchange for RelayClient {
+    type Error = HttpError;
+
     /// Both of the device's paths go through the relay: a device that only has the relay's
     /// transport (BLE) reports its outcome the same way.
     async fn exchange(&mut self, _path: Path, message: Vec<u8>) -> Result<Vec<u8>, HttpError> {
