@@ -44,6 +44,8 @@ pub mod answer;
 mod error;
 pub mod header;
 pub mod name;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tunnel_client;
 pub mod tunnel_record;
 mod zone;
@@ -57,3 +59,8 @@ pub use tunnel_client::{
 };
 pub use tunnel_record::{ChunkAdded, TunnelRecord};
 pub use zone::Zone;
+#[cfg(feature = "server")]
+pub use server::{
+    DnsHandler, DnsServerConfig, DnsServerError, HandlerAnswer, QueryLimit, RunningDnsServer,
+    serve_dns,
+};
