@@ -1062,6 +1062,7 @@ async fn tcp_carries_several_queries_bad_requests_get_errors_and_shutdown_ends_e
     let response = Message::from_vec(&udp_exchange(addr, &garbage).await).unwrap();
     assert_eq!(response.id, 0x1234);
     assert_eq!(response.response_code, ResponseCode::FormErr);
+    assert!(response.authoritative);
     // A name outside the zone: REFUSED, not authoritative.
     let response = Message::from_vec(
         &udp_exchange(addr, &dns_query("example.org", RecordType::TXT, None)).await,
@@ -1081,6 +1082,7 @@ async fn tcp_carries_several_queries_bad_requests_get_errors_and_shutdown_ends_e
     notify.metadata.op_code = hickory_proto::op::OpCode::Notify;
     let response = Message::from_vec(&udp_exchange(addr, &notify.to_vec().unwrap()).await).unwrap();
     assert_eq!(response.response_code, ResponseCode::NotImp);
+    assert!(response.authoritative);
     // Shutdown ends idle connections at once, and nothing listens afterwards.
     let started = std::time::Instant::now();
     server.shutdown().await;

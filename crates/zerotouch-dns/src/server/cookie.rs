@@ -175,4 +175,18 @@ mod tests {
         assert!(!CookieJar::accepts(&root, t, TunnelId([0; 6]), cookie));
         assert!(!CookieJar::accepts(&[8u8; ROOT_LEN], t, tunnel, cookie));
     }
+
+    /// docs/vectors/dns.json, `cookie`.
+    #[test]
+    fn cookies_match_the_vectors() {
+        let root: [u8; 32] = Sha256::digest(b"zerotouch test vector dns cookie root").into();
+        let tunnel = TunnelId([0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6]);
+        let now = Instant(1_790_000_000_000);
+        assert_eq!(now.0 / EPOCH_MS, 497_222);
+        let cookie = CookieJar::cookie(&root, now, tunnel);
+        assert_eq!(cookie.0, [0xef, 0x17, 0x41, 0x8b, 0xfe, 0x29]);
+        let previous = Cookie([0x2b, 0x95, 0xb5, 0x88, 0xcf, 0x99]);
+        assert_eq!(cookie_in(&root, 497_221, tunnel), previous);
+        assert!(CookieJar::accepts(&root, now, tunnel, previous));
+    }
 }

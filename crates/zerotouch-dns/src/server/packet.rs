@@ -67,6 +67,8 @@ impl<St: Store, S: Signer> Responder<St, S> {
             return None;
         }
         let mut response = Message::response(request.id, request.op_code);
+        // Every answer but REFUSED is authoritative.
+        response.metadata.authoritative = true;
         response.metadata.recursion_desired = request.recursion_desired;
         response.metadata.checking_disabled = request.checking_disabled;
         if request.edns.is_some() {
@@ -91,6 +93,7 @@ impl<St: Store, S: Signer> Responder<St, S> {
             None => response.metadata.response_code = ResponseCode::FormErr,
             Some(q) if q.query_class != DNSClass::IN => {
                 response.metadata.response_code = ResponseCode::Refused;
+                response.metadata.authoritative = false;
             }
             Some(q) => {
                 let qname = q.name.to_ascii();
@@ -136,6 +139,7 @@ fn encode(response: &Message, limit: usize) -> Option<Vec<u8>> {
             debug!(%error, "response not encodable");
             let mut failure = Message::response(response.id, response.op_code);
             failure.metadata.response_code = ResponseCode::ServFail;
+            failure.metadata.authoritative = true;
             failure.metadata.recursion_desired = response.recursion_desired;
             failure.add_queries(response.queries.iter().cloned());
             failure.edns = response.edns.clone();
@@ -164,6 +168,7 @@ fn format_error(request: &[u8]) -> Option<Vec<u8>> {
     let op_code = OpCode::from_u8((flags >> 3) & 0x0f);
     let mut response =
         Message::error_msg(u16::from_be_bytes([i0, i1]), op_code, ResponseCode::FormErr);
+    response.metadata.authoritative = true;
     response.metadata.recursion_desired = flags & 0x01 != 0;
     response.to_vec().ok()
 }
