@@ -41,6 +41,8 @@
 extern crate alloc;
 
 pub mod answer;
+#[cfg(feature = "client")]
+pub mod client;
 mod error;
 pub mod header;
 pub mod name;
@@ -55,7 +57,8 @@ pub use error::DnsError;
 pub use header::{AnswerLimit, Cookie, QueryHeader, QueryKind, TunnelId};
 pub use name::{NameKind, Query, max_data_per_query};
 pub use tunnel_client::{
-    Handled, OutgoingQuery, Reply, TunnelClient, TunnelConfig, TunnelEvent, TunnelFailure,
+    AnswerProblem, Handled, OutgoingQuery, Reply, TunnelClient, TunnelConfig, TunnelEvent,
+    TunnelFailure, TunnelStats,
 };
 pub use tunnel_record::{ChunkAdded, TunnelRecord};
 pub use zone::Zone;

@@ -103,8 +103,11 @@ impl<St: Store, S: Signer> Responder<St, S> {
         }
         let limit = match via {
             Via::Tcp => usize::from(u16::MAX),
+            // Never above 1,232 bytes over UDP, whatever the requester advertises: a cookie
+            // holder spoofing a victim's address gets at most that much sent to it per query.
             Via::Udp => request.edns.as_ref().map_or(CLASSIC_UDP_PAYLOAD, |e| {
-                usize::from(e.max_payload()).max(CLASSIC_UDP_PAYLOAD)
+                usize::from(e.max_payload())
+                    .clamp(CLASSIC_UDP_PAYLOAD, usize::from(MAX_UDP_PAYLOAD))
             }),
         };
         encode(&response, limit)
