@@ -4,7 +4,11 @@
 //! `docs/PROTOCOL.md` share: a fleet of devices with certificates, a setup service over any
 //! store with those devices registered, and one whole flow-1 session (scan, hello, credential
 //! request, join, outcome report, revocation check) driven through any carrier: the service
-//! in process, or HTTPS.
+//! in process, or HTTPS. For the `dns_session` bench, [`unbound`] starts a real unbound on
+//! loopback and [`dns_relay`] counts what it sends the DNS server.
+
+pub mod dns_relay;
+pub mod unbound;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -120,6 +124,21 @@ impl Fleet {
         Ok((ring, PinnedKeys::new(pinned)))
     }
 
+    /// [`Self::ring`], with the server keys' public halves recorded in `store`.
+    pub async fn stored_ring<St: Store>(
+        &self,
+        store: &St,
+        now: Instant,
+    ) -> Result<(ServerKeyRing<SoftwareSigner>, PinnedKeys), BenchError> {
+        let (ring, pinned) = self.ring()?;
+        for k in ring.keys() {
+            store
+                .add_server_key(k.role, k.signer.public_key().clone(), now)
+                .await?;
+        }
+        Ok((ring, pinned))
+    }
+
     /// A setup service over `store` with every device of the fleet imported (no PIN
     /// recorded) and registered by a registrar to one account, which has one home network.
     pub async fn service_on<St: Store>(
@@ -141,12 +160,7 @@ impl Fleet {
         count: usize,
     ) -> Result<SetupService<St, SoftwareSigner>, BenchError> {
         let devices = self.devices.get(..count).unwrap_or(&self.devices);
-        let (ring, _) = self.ring()?;
-        for k in ring.keys() {
-            store
-                .add_server_key(k.role, k.signer.public_key().clone(), now)
-                .await?;
-        }
+        let (ring, _) = self.stored_ring(&store, now).await?;
         let account = store.create_account("owner", now).await?;
         store
             .add_network(
