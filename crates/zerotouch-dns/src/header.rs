@@ -147,6 +147,9 @@ impl QueryHeader {
         if !carries_data && (len != 0 || (kind != QueryKind::Poll && header.position != 0)) {
             return Err(DnsError::BadHeader("fields set that this kind does not use"));
         }
+        if kind == QueryKind::Cookie && header.cookie != Cookie::default() {
+            return Err(DnsError::BadHeader("a cookie in a cookie request"));
+        }
         if carries_data && len == 0 {
             return Err(DnsError::BadHeader("a data query without data"));
         }

@@ -119,6 +119,10 @@ impl Query {
             .map_err(|_| DnsError::BadHeader("header length"))?;
         let header = QueryHeader::from_bytes(&bytes)?;
         let declared = usize::from(header.data_len);
+        // No name carrying that much fits 255 octets: not one the binding writes.
+        if name_wire_len(zone, declared) > MAX_NAME_OCTETS {
+            return Err(DnsError::DataTooLong(declared));
+        }
         let needed = labels_for(declared);
         if data_labels.len() < needed {
             return Ok(NameKind::Intermediate);

@@ -17,7 +17,7 @@ use crate::header::{
     AnswerLimit, Cookie, MAX_ATTEMPTS, MAX_MESSAGES, QueryHeader, QueryKind, TunnelId,
 };
 use crate::name::{Query, max_data_per_query};
-use crate::tunnel_record::MAX_MESSAGE_LEN;
+use crate::tunnel_record::{MAX_CHUNKS, MAX_MESSAGE_LEN};
 use crate::{DnsError, Zone};
 
 /// How a tunnel paces and retries.
@@ -249,12 +249,19 @@ impl TunnelClient {
         if message.is_empty() || message.len() > MAX_MESSAGE_LEN {
             return Err(DnsError::MessageTooLong(message.len()));
         }
+        let chunk_len = max_data_per_query(&self.config.zone).max(1);
+        // The server assembles at most MAX_CHUNKS chunks: under a long zone, refuse here
+        // what it would refuse after MAX_CHUNKS queries.
+        let last_chunk = u16::try_from(message.len().div_ceil(chunk_len) - 1)
+            .ok()
+            .filter(|&last| last < MAX_CHUNKS)
+            .ok_or(DnsError::MessageTooLong(message.len()))?;
+        if self.pending.is_some() {
+            self.abandon();
+        }
         if self.message >= MAX_MESSAGES {
             self.open_tunnel(rng);
         }
-        let chunk_len = max_data_per_query(&self.config.zone).max(1);
-        let last_chunk = u16::try_from(message.len().div_ceil(chunk_len) - 1)
-            .map_err(|_| DnsError::MessageTooLong(message.len()))?;
         self.pending = Some(Pending {
             message: message.to_vec(),
             chunk_len,
@@ -313,7 +320,11 @@ impl TunnelClient {
             header: QueryHeader {
                 kind,
                 tunnel: self.tunnel,
-                cookie: self.cookie.unwrap_or_default(),
+                // A cookie request carries none (the header's rule).
+                cookie: match kind {
+                    QueryKind::Cookie => Cookie::default(),
+                    _ => self.cookie.unwrap_or_default(),
+                },
                 message: self.message,
                 attempt,
                 position,
@@ -363,9 +374,21 @@ impl TunnelClient {
     }
 
     fn fail(&mut self, failure: TunnelFailure) {
+        self.abandon();
+        if failure == TunnelFailure::Refused(AnswerStatus::TunnelFull) {
+            // The next message opens a new tunnel.
+            self.message = MAX_MESSAGES;
+        }
+        self.events.push_back(TunnelEvent::Failed(failure));
+    }
+
+    /// Gives up the message on its way. The server may hold chunks of it, and its queries used
+    /// up attempts: the next message takes the next index, else its chunks would conflict with
+    /// those and its queries find no attempts left.
+    fn abandon(&mut self) {
         self.pending = None;
         self.outstanding = None;
-        self.events.push_back(TunnelEvent::Failed(failure));
+        self.message = self.message.saturating_add(1);
     }
 
     /// What came back for the query named `name` (the question of the answer, any case).
@@ -402,7 +425,10 @@ impl TunnelClient {
         match p.status {
             AnswerStatus::BadCookie => {
                 self.cookie = None;
-                self.resume = Some(out.step);
+                // A cookie request answered so keeps the step it interrupted, if any.
+                if out.step != Step::Cookie {
+                    self.resume = Some(out.step);
+                }
                 self.step = Step::Cookie;
                 return Handled::Accepted;
             }

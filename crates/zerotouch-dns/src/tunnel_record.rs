@@ -49,7 +49,8 @@ impl TunnelRecord {
             self.message = message;
             self.chunks.clear();
         }
-        if index >= MAX_CHUNKS {
+        // A query carries at most 255 bytes, and the stored form says a chunk's length in one.
+        if index >= MAX_CHUNKS || data.len() > usize::from(u8::MAX) {
             return Err(AddChunkError::TooLarge);
         }
         if let Some(held) = self.chunks.get(&index) {
@@ -106,14 +107,27 @@ impl TunnelRecord {
             chunks: BTreeMap::new(),
         };
         let mut rest = rest;
+        let mut total = 0;
         while let [i0, i1, len, tail @ ..] = rest {
             let len = usize::from(*len);
             let data = tail
                 .get(..len)
                 .ok_or(DnsError::CorruptRecord("chunk cut short"))?;
-            record
+            let index = u16::from_be_bytes([*i0, *i1]);
+            // Only what `add_chunk` can build, in the order `to_bytes` writes it: a repeated
+            // index would otherwise drop a chunk silently.
+            if record
                 .chunks
-                .insert(u16::from_be_bytes([*i0, *i1]), data.to_vec());
+                .last_key_value()
+                .is_some_and(|(&last, _)| index <= last)
+            {
+                return Err(DnsError::CorruptRecord("chunk indices not ascending"));
+            }
+            total += len;
+            if index >= MAX_CHUNKS || total > MAX_MESSAGE_LEN {
+                return Err(DnsError::CorruptRecord("more than a message may hold"));
+            }
+            record.chunks.insert(index, data.to_vec());
             rest = tail.get(len..).unwrap_or_default();
         }
         if !rest.is_empty() {

@@ -31,8 +31,9 @@ impl Zone {
             labels += 1;
         }
         let zone = Zone { name, labels };
-        // Header label (29) plus one minimal data label must fit.
-        if zone.wire_len() + 30 + 2 > crate::name::MAX_NAME_OCTETS {
+        // The header label (29 characters and its length octet) plus a data label carrying
+        // one byte (two base32 characters and a length octet) must fit.
+        if zone.wire_len() + 30 + 3 > crate::name::MAX_NAME_OCTETS {
             return Err(DnsError::ZoneTooLong(zone.wire_len()));
         }
         Ok(zone)
