@@ -7,16 +7,17 @@
 //! starts with nothing live. All counters are atomics, so the allocator is sound if shared
 //! between threads; the entry points that reset counters are not meant to run concurrently.
 //!
-//! With the `device` or `peer` feature the arena has a second region for the check's own
-//! server side (see [`server_side`]): the device session's peak ([`begin_session`],
-//! [`end_session`]) and a peer role's ([`session_peak_so_far`]) count the first region only, so
-//! the server's allocations, interleaved with the session's, are not charged to the device. A block is counted in the region its address lies in, whoever frees
+//! With the `device`, `peer` or `dns` feature the arena has a second region for the check's
+//! own server side (see [`server_side`]): the device session's peak ([`begin_session`],
+//! [`end_session`]) and a peer role's or the DNS tunnel's ([`session_peak_so_far`]) count the
+//! first region only, so the server's allocations, interleaved with the session's, are not
+//! charged to the device. A block is counted in the region its address lies in, whoever frees
 //! or grows it.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr;
-#[cfg(any(feature = "device", feature = "peer"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -30,20 +31,23 @@ const MAIN_SIZE: usize = if cfg!(all(feature = "device", feature = "peer")) {
 } else {
     256 * 1024
 };
-/// Size of the region of the check's own server side (`device` and `peer` only). With `peer`
-/// it also plays the other role of ten handoffs (the automatic one and four fallbacks, each
-/// measuring either role), whose freed blocks the bump allocator mostly cannot reuse: its high
-/// water reached 162,895 bytes with `peer` alone and 201,535 in the full set.
-#[cfg(any(feature = "device", feature = "peer"))]
+/// Size of the region of the check's own server side (`device`, `peer` and `dns` only). With
+/// `peer` it also plays the other role of ten handoffs (the automatic one and four fallbacks,
+/// each measuring either role), whose freed blocks the bump allocator mostly cannot reuse: its
+/// high water reached 162,895 bytes with `peer` alone and 201,535 in the full set. With `dns`
+/// it runs the DNS check's fake server, which reads and rewrites its stored tunnel record for
+/// every chunk of a 3,072-byte message, as a server keeping it in its store does: more than
+/// 128 KiB of blocks the bump allocator cannot reuse, so 256 KiB more.
+#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
 const SERVER_SIZE: usize = if cfg!(feature = "peer") {
     256 * 1024
 } else {
     64 * 1024
-};
-#[cfg(not(any(feature = "device", feature = "peer")))]
+} + if cfg!(feature = "dns") { 256 * 1024 } else { 0 };
+#[cfg(not(any(feature = "device", feature = "peer", feature = "dns")))]
 const SERVER_SIZE: usize = 0;
 /// Whether the arena has the server's region (and counts per region).
-const SPLIT: bool = cfg!(any(feature = "device", feature = "peer"));
+const SPLIT: bool = cfg!(any(feature = "device", feature = "peer", feature = "dns"));
 /// Size of the whole arena (both regions).
 pub const ARENA_SIZE: usize = MAIN_SIZE + SERVER_SIZE;
 
@@ -133,10 +137,10 @@ static ALLOCATOR: CountingBump = CountingBump {
 };
 
 /// Whether allocations go to the server's region now.
-#[cfg(any(feature = "device", feature = "peer"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
 static IN_SERVER: AtomicBool = AtomicBool::new(false);
 /// Bytes live in the main region when the device session (or a peer role) began.
-#[cfg(any(feature = "device", feature = "peer"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
 static SESSION_BASE: AtomicUsize = AtomicUsize::new(0);
 /// The device session's peak, as [`end_session`] found it.
 #[cfg(feature = "device")]
@@ -149,7 +153,7 @@ fn base() -> usize {
 impl CountingBump {
     /// The region new allocations go to now.
     fn current(&self) -> &Region {
-        #[cfg(any(feature = "device", feature = "peer"))]
+        #[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
         if IN_SERVER.load(Relaxed) {
             return &self.server;
         }
@@ -278,7 +282,7 @@ pub fn begin_run() {
 
 /// Runs `f` as the check's server side: what it allocates is not charged to the device
 /// session (it still counts in the run's [`peak`]).
-#[cfg(any(feature = "device", feature = "peer"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
 pub fn server_side<T>(f: impl FnOnce() -> T) -> T {
     let was = IN_SERVER.swap(true, Relaxed);
     let out = f();
@@ -288,7 +292,7 @@ pub fn server_side<T>(f: impl FnOnce() -> T) -> T {
 
 /// The device session begins: its peak counts the main region's bytes from here, above what
 /// is live now.
-#[cfg(any(feature = "device", feature = "peer"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
 pub fn begin_session() {
     let main = &ALLOCATOR.main;
     let live = main.live.load(Relaxed);
@@ -304,8 +308,9 @@ pub fn end_session() {
 }
 
 /// The most bytes live at once in the main region since [`begin_session`], above what was live
-/// when it began (the peer roles' figures, taken when a role has been dropped).
-#[cfg(feature = "peer")]
+/// when it began (the peer roles' and the DNS tunnel's figures, taken when the role or the
+/// tunnel has been dropped).
+#[cfg(any(feature = "peer", feature = "dns"))]
 pub fn session_peak_so_far() -> usize {
     ALLOCATOR.main.peak.load(Relaxed) - SESSION_BASE.load(Relaxed)
 }

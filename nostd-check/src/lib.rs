@@ -1,8 +1,8 @@
 //! # nostd-check
 //!
 //! The proof that `zerotouch-core`, `zerotouch-provisioner` (feature `provisioner`),
-//! `zerotouch-device` (feature `device`) and `zerotouch-peer` (feature `peer`) build
-//! and run without `std`, and the measuring stick for their footprint on a device. See
+//! `zerotouch-device` (feature `device`), `zerotouch-peer` (feature `peer`) and the framing
+//! of `zerotouch-dns` (feature `dns`) build and run without `std`, and the measuring stick for their footprint on a device. See
 //! `scripts/nostd-check.sh`, which builds this crate as a static library for each device
 //! feature set, checks what it links against, links it into a small C runner (`runner.c`) and
 //! compares code size and peak heap with `budgets.txt`.
@@ -19,7 +19,10 @@
 //!   with 30 visible networks, and measures the session's own peak heap. With `peer`, it runs
 //!   `zerotouch-peer`'s joiner and sponsor through a whole flow-2 handoff and through each of
 //!   the four fallbacks (compared codes, a code shown on either device, the label code, over
-//!   SPAKE2+), and measures each role's peak heap.
+//!   SPAKE2+), and measures each role's peak heap. With `dns`, it drives `zerotouch-dns`'s
+//!   `TunnelClient` through two whole exchanges (cookie, EDNS probe, chunks, a lost answer, a
+//!   forged one, an expired cookie, polls) against a fake server built from the framing, and
+//!   measures the tunnel's peak heap.
 //! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
 //!
 //! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the
@@ -42,7 +45,7 @@ extern crate alloc;
 extern crate chacha20poly1305;
 extern crate ciborium;
 extern crate coset;
-#[cfg(feature = "barcode")]
+#[cfg(any(feature = "barcode", feature = "dns"))]
 extern crate data_encoding;
 #[cfg(feature = "x509")]
 extern crate der;
@@ -70,6 +73,8 @@ extern crate zeroize;
 extern crate zerotouch_core;
 #[cfg(feature = "device")]
 extern crate zerotouch_device;
+#[cfg(feature = "dns")]
+extern crate zerotouch_dns;
 #[cfg(feature = "peer")]
 extern crate zerotouch_peer;
 #[cfg(feature = "provisioner")]
@@ -77,6 +82,8 @@ extern crate zerotouch_provisioner;
 
 #[cfg(feature = "device")]
 mod device;
+#[cfg(feature = "dns")]
+mod dns;
 mod heap;
 #[cfg(feature = "peer")]
 mod peer;
@@ -149,6 +156,18 @@ pub extern "C" fn zt_check_sponsor_peak_heap() -> usize {
     peak
 }
 
+/// With `dns`: the most heap bytes the DNS tunnel had live at once during the last
+/// [`zt_check_run`], from its creation to its drop, without the check's fake server (see
+/// `src/dns.rs`); 0 without `dns`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_dns_tunnel_peak_heap() -> usize {
+    #[cfg(feature = "dns")]
+    let peak = dns::tunnel_peak();
+    #[cfg(not(feature = "dns"))]
+    let peak = 0;
+    peak
+}
+
 /// Heap bytes live now (0 after a run: nothing leaks).
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_heap_in_use() -> usize {
@@ -175,7 +194,7 @@ pub extern "C" fn zt_check_arena_size() -> usize {
 }
 
 /// Which optional features this build has: bit 0 `ed25519`, bit 1 `x509`, bit 2 `barcode`,
-/// bit 3 `provisioner`, bit 4 `device`, bit 5 `peer`.
+/// bit 3 `provisioner`, bit 4 `device`, bit 5 `peer`, bit 6 `dns`.
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_features() -> u32 {
     u32::from(cfg!(feature = "ed25519"))
@@ -184,6 +203,7 @@ pub extern "C" fn zt_check_features() -> u32 {
         | u32::from(cfg!(feature = "provisioner")) << 3
         | u32::from(cfg!(feature = "device")) << 4
         | u32::from(cfg!(feature = "peer")) << 5
+        | u32::from(cfg!(feature = "dns")) << 6
 }
 
 /// A panic cannot unwind (`panic = "abort"`) and there is no process to abort: trap, so a host

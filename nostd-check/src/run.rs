@@ -41,7 +41,8 @@ const VERDICT_SECRET: [u8; 32] = [0x33; 32];
         feature = "ed25519",
         feature = "provisioner",
         feature = "device",
-        feature = "peer"
+        feature = "peer",
+        feature = "dns"
     )),
     allow(dead_code)
 )]
@@ -134,6 +135,9 @@ pub enum Step {
     PeerFallback = 40,
     /// A pairing code or label record was not generated, parsed or refused as it should be.
     PeerCodes = 41,
+    /// The DNS tunnel did not carry a message and its response through the fake server as it
+    /// should (a query, an answer's handling, an event, the answer limit or the counts).
+    DnsTunnel = 42,
 }
 
 pub(crate) type Check = Result<(), Step>;
@@ -258,6 +262,9 @@ pub fn run() -> Check {
     // A whole flow-2 handoff between a joiner and a sponsor (the device key as the sponsor's).
     #[cfg(feature = "peer")]
     crate::peer::run(&provider, &server, &device)?;
+    // Flow-1 messages through a DNS tunnel, as a device on a DNS-only network carries them.
+    #[cfg(feature = "dns")]
+    crate::dns::run()?;
     Ok(())
 }
 
