@@ -37,7 +37,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole main job on loopback: server, factory, account, registration, device.
+    /// Run the whole main job on loopback: server, factory, account, registration, device
+    /// (over HTTPS, or over DNS through a local unbound with `--over dns`).
     Demo(DemoArgs),
     /// Create a data directory: store, data key, the server's TLS identity, the manifest
     /// import key.
@@ -70,7 +71,8 @@ pub enum Command {
     Outcomes(OutcomesArgs),
     /// The association audit log.
     Audit(AuditArgs),
-    /// Run the setup server over HTTPS with the embedded store in the data directory.
+    /// Run the setup server over HTTPS (and DNS with --dns-listen) with the embedded store in
+    /// the data directory.
     Serve(ServeArgs),
     /// Run simulated devices from a factory batch against a server.
     Simulate(SimulateArgs),
@@ -83,6 +85,19 @@ pub struct DemoArgs {
     /// directory instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    /// How the device reaches the server: https (mutual TLS), or dns (flow 1 in DNS queries
+    /// through a local unbound the demo starts on loopback; needs unbound installed).
+    #[arg(long, value_enum, default_value = "https")]
+    pub over: DemoTransport,
+}
+
+/// How the demo's device reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoTransport {
+    /// HTTPS with mutual TLS, straight to the server.
+    Https,
+    /// DNS queries through a recursive resolver (a local unbound) to the server's zone.
+    Dns,
 }
 
 /// `init`.
@@ -454,9 +469,22 @@ pub struct ServeArgs {
     /// A file holding the operator token for the audit endpoint, or `-`.
     #[arg(long)]
     pub operator_token_file: Option<PathBuf>,
+    /// Also serve flow 1 over DNS here, UDP and TCP (e.g. 0.0.0.0:53): the authoritative
+    /// server for --dns-zone, sharing the setup service with HTTPS. Default: no DNS.
+    #[arg(long, requires = "dns_zone")]
+    pub dns_listen: Option<SocketAddr>,
+    /// The zone the DNS server answers for (e.g. zt.example.com), delegated to it by NS
+    /// records in the parent zone. Required with --dns-listen.
+    #[arg(long, requires = "dns_listen", value_parser = parse_zone)]
+    pub dns_zone: Option<zerotouch_dns::Zone>,
     /// Stop after this many seconds (for scripts and tests); default: until Ctrl-C.
     #[arg(long)]
     pub exit_after: Option<u64>,
+}
+
+/// A DNS zone as the command line takes it (`zt.example.com`, a trailing dot allowed).
+fn parse_zone(text: &str) -> Result<zerotouch_dns::Zone, String> {
+    zerotouch_dns::Zone::new(text).map_err(|e| format!("{text:?} is not a zone name: {e}"))
 }
 
 /// `simulate`.

@@ -3,12 +3,15 @@
 //! network, registers the device from its barcode payload as a registrar over mutual TLS,
 //! and runs the device through flow 1 over HTTPS with mutual TLS, printing each step as it
 //! happens. Every piece is the real one the other commands use.
+//!
+//! `--over dns` runs the same, with the server's DNS server beside HTTPS and the device
+//! speaking flow 1 in DNS queries through a local unbound ([`crate::demo_dns`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use zerotouch_core::{DeviceCertificate, KeyRole, Passphrase, SignatureAlgorithm};
+use zerotouch_dns::Zone;
 use zerotouch_http::api::RegistrationRequest;
 use zerotouch_http::{RegistrarClient, ServerEndpoint, ServerTrust, client_tls_config};
 use zerotouch_pki::{CertificateAuthority, ClientRole, Validity};
@@ -18,8 +21,11 @@ use zerotouch_store::{
 };
 
 use crate::ceremony::{bundle_of, create_key, write_ca};
-use crate::cli::{BatchArgs, DemoArgs};
+use crate::cli::{BatchArgs, DemoArgs, DemoTransport};
 use crate::data_dir::{DataDir, TrustRole};
+use crate::demo_dns::{DEMO_ZONE, run_device_over_dns};
+use crate::local_resolver::{LocalResolver, find_unbound};
+use crate::serve::DnsListen;
 use crate::simulated_device::{NetworkInRange, run_device};
 use crate::{CliError, Output, now, system_rng};
 
@@ -46,6 +52,13 @@ fn random_passphrase() -> Result<Passphrase, CliError> {
 
 /// `demo`.
 pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
+    // Over DNS the device needs a resolver: find it before anything is made or started.
+    let unbound = match args.over {
+        DemoTransport::Dns => Some(find_unbound()?),
+        DemoTransport::Https => None,
+    };
+    let zone = Zone::new(DEMO_ZONE)
+        .map_err(|e| CliError::BadArgument(format!("zone {DEMO_ZONE}: {e}")))?;
     let out = out.timed();
     let started = std::time::Instant::now();
     let temp = tempfile::tempdir().map_err(CliError::file(std::env::temp_dir()))?;
@@ -206,17 +219,14 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
         .await?;
     drop(store);
 
-    // The HTTPS server on loopback.
-    let server = crate::serve::start(
-        &data,
-        "127.0.0.1:0"
-            .parse()
-            .map_err(|_| CliError::BadArgument("address".into()))?,
-        None,
-        None,
-    )
-    .await?;
-    let endpoint = ServerEndpoint::new(server.local_addr(), SERVER_NAME);
+    // The HTTPS server on loopback (and over DNS, its DNS server beside it).
+    let loopback: std::net::SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
+    let dns = unbound.as_ref().map(|_| DnsListen {
+        listen: loopback,
+        zone: zone.clone(),
+    });
+    let server = crate::serve::start(&data, loopback, None, None, dns).await?;
+    let endpoint = ServerEndpoint::new(server.https.local_addr(), SERVER_NAME);
     let server_ca = crate::data_dir::read_certificates(&data.tls_ca_path())?
         .into_iter()
         .next()
@@ -225,9 +235,36 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
         "server",
         &format!(
             "https://{SERVER_NAME} listening on {} (mutual TLS)",
-            server.local_addr()
+            server.https.local_addr()
         ),
     );
+    // The device's resolver: unbound on loopback, sending the zone's queries to our server.
+    let resolver = match (&unbound, &server.dns) {
+        (Some(binary), Some(dns)) => {
+            out.step(
+                "server",
+                &format!(
+                    "DNS for {DEMO_ZONE} listening on {} (UDP and TCP), the same setup service",
+                    dns.local_addr()
+                ),
+            );
+            let resolver =
+                LocalResolver::start(binary, &work.join("resolver"), &zone, dns.local_addr())
+                    .await?;
+            out.step(
+                "resolver",
+                &format!(
+                    "unbound {} on {}: {DEMO_ZONE} sent to {}, 0x20 case randomisation and \
+                     QNAME minimisation on",
+                    resolver.version(),
+                    resolver.addr(),
+                    dns.local_addr()
+                ),
+            );
+            Some(resolver)
+        }
+        _ => None,
+    };
 
     // The shop scans the box label into the owner's account.
     let mut shop_client = RegistrarClient::new(
@@ -275,17 +312,49 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
             passphrase: None,
         },
     ];
-    let result = run_device(
-        &device,
-        pinned,
-        &endpoint,
-        server_ca.as_ref(),
-        &networks,
-        Some(&out),
-        Duration::from_secs(60),
-    )
-    .await;
+    let bound = Duration::from_secs(60);
+    let (result, cost) = match &resolver {
+        None => {
+            let run = run_device(
+                &device,
+                pinned,
+                &endpoint,
+                server_ca.as_ref(),
+                &networks,
+                Some(&out),
+                bound,
+            )
+            .await;
+            (run, None)
+        }
+        Some(resolver) => {
+            out.step(
+                "device",
+                &format!(
+                    "its only way out is DNS: queries for {DEMO_ZONE} to its resolver {}",
+                    resolver.addr()
+                ),
+            );
+            match run_device_over_dns(
+                &device,
+                pinned,
+                resolver.addr(),
+                &zone,
+                &networks,
+                Some(&out),
+                bound,
+            )
+            .await
+            {
+                Ok((run, cost)) => (Ok(run), Some(cost)),
+                Err(e) => (Err(e), None),
+            }
+        }
+    };
     let device_time = device_started.elapsed();
+    if let Some(resolver) = resolver {
+        resolver.stop().await;
+    }
     let store = data.open_store().await?;
     let outcomes = store.outcomes_of_device(&device.key_id).await?;
     server.shutdown().await;
@@ -300,20 +369,35 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
                 .map_or("none".to_string(), |o| format!("{:?}", o.kind))
         ),
     );
-    let _ = Arc::new(());
-    out.result(
-        &format!(
+    let text = match &cost {
+        None => format!(
             "done: the device joined {joined:?} after {} HTTPS exchanges in {} ms ({} ms in all)",
             run.exchanges,
             device_time.as_millis(),
             started.elapsed().as_millis()
         ),
+        Some(cost) => format!(
+            "done: the device joined {joined:?} after {} exchanges over DNS in {} ms: {} ({} ms \
+             in all)",
+            run.exchanges,
+            device_time.as_millis(),
+            cost.summary(),
+            started.elapsed().as_millis()
+        ),
+    };
+    out.result(
+        &text,
         json!({
             "joined": joined,
+            "over": match args.over {
+                DemoTransport::Https => "https",
+                DemoTransport::Dns => "dns",
+            },
             "exchanges": run.exchanges,
             "device_ms": device_time.as_millis(),
             "total_ms": started.elapsed().as_millis(),
             "outcome_recorded": !outcomes.is_empty(),
+            "dns": cost.map(|c| c.to_json()),
         }),
     );
     Ok(())

@@ -82,6 +82,18 @@ pub enum CliError {
         /// What went wrong.
         reason: String,
     },
+    /// The DNS server could not start.
+    #[error("dns: {0}")]
+    Dns(#[from] zerotouch_dns::DnsServerError),
+    /// `demo --over dns` found no unbound to run as the device's resolver.
+    #[error(
+        "unbound is not installed: the DNS demo needs a local recursive resolver \
+         (apt-get install unbound); nothing was run"
+    )]
+    UnboundMissing,
+    /// The local resolver could not be started or did not answer.
+    #[error("local resolver: {0}")]
+    Resolver(String),
     /// The async runtime could not start.
     #[error("runtime: {0}")]
     Runtime(std::io::Error),

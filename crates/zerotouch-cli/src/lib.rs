@@ -7,8 +7,10 @@
 //! - **Operations**: accounts, networks, registrars, registration from a barcode payload,
 //!   blocking, outcomes and the audit log.
 //! - **serve**: the HTTPS server (`zerotouch-http`) with the embedded store in a data
-//!   directory ([`DataDir`]).
-//! - **simulate** and **demo**: devices run against a server, each step printed.
+//!   directory ([`DataDir`]), and with `--dns-listen` the DNS server (`zerotouch-dns`) in
+//!   front of the same setup service.
+//! - **simulate** and **demo**: devices run against a server, each step printed; `demo
+//!   --over dns` carries flow 1 in DNS queries through a local unbound.
 //!
 //! Secrets are read from files or standard input, never from arguments, and never printed.
 //! The binary is a thin `main` over [`run`]; the library is what the tests and the demo
@@ -29,9 +31,11 @@ mod ceremony;
 mod cli;
 mod data_dir;
 mod demo;
+mod demo_dns;
 mod error;
 mod factory_batch;
 mod key_file;
+mod local_resolver;
 mod operations;
 mod output;
 mod pinned_bundle;

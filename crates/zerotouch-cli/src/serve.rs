@@ -1,11 +1,15 @@
 //! `serve`: the setup service and the association service (flow 2) over HTTPS with the
-//! embedded store in the data directory.
+//! embedded store in the data directory, and flow 1 over DNS beside it when asked: one
+//! setup service behind both.
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use zerotouch_dns::Zone;
+use zerotouch_dns::server::{DnsServerConfig, RunningDnsServer, serve_dns};
 use zerotouch_http::{HttpConfig, Limits, RunningServer, serve};
 use zerotouch_server::{MeasuredStore, ServiceConfig, ServiceMetrics, SetupService};
 use zerotouch_store::ServerKeyStore as _;
@@ -15,13 +19,46 @@ use crate::data_dir::{DataDir, TrustRole};
 use crate::secret_input::read_secret;
 use crate::{CliError, Output};
 
-/// Starts the server for `data` on `listen` and returns it running.
+/// Where the DNS server listens and the zone it answers for.
+#[derive(Debug, Clone)]
+pub struct DnsListen {
+    /// UDP and TCP on this address (port 0: one port the system picks for both).
+    pub listen: SocketAddr,
+    /// The zone delegated to this server.
+    pub zone: Zone,
+}
+
+/// The servers [`start`] started: HTTPS always, DNS when asked; one setup service behind
+/// both.
+#[derive(Debug)]
+pub struct Running {
+    /// The HTTPS server.
+    pub https: RunningServer,
+    /// The DNS server, with `--dns-listen`.
+    pub dns: Option<RunningDnsServer>,
+}
+
+impl Running {
+    /// Stops both, each letting requests in flight finish, and returns when both have.
+    pub async fn shutdown(self) {
+        let dns = async {
+            if let Some(dns) = self.dns {
+                dns.shutdown().await;
+            }
+        };
+        tokio::join!(self.https.shutdown(), dns);
+    }
+}
+
+/// Starts the server for `data` on `listen` (and the DNS server with `dns`) and returns it
+/// running.
 pub async fn start(
     data: &DataDir,
-    listen: std::net::SocketAddr,
-    ops_listen: Option<std::net::SocketAddr>,
+    listen: SocketAddr,
+    ops_listen: Option<SocketAddr>,
     operator_token_sha256: Option<[u8; 32]>,
-) -> Result<RunningServer, CliError> {
+    dns: Option<DnsListen>,
+) -> Result<Running, CliError> {
     let store = data.open_store().await?;
     let ring = data.key_ring(&store.server_keys().await?, &store.key_map().await?)?;
     if ring
@@ -58,7 +95,10 @@ pub async fn start(
         ServiceConfig::default(),
     )
     .with_metrics(metrics);
-    Ok(serve(
+    // One service, one store, one set of keys: a device may start over HTTPS and finish
+    // over DNS, and the DNS server's tunnels and counters live in the same store.
+    let service = Arc::new(service);
+    let https = serve(
         HttpConfig {
             listen,
             ops_listen,
@@ -70,9 +110,22 @@ pub async fn start(
             operator_token_sha256,
             limits: Limits::default(),
         },
-        Arc::new(service),
+        Arc::clone(&service),
     )
-    .await?)
+    .await?;
+    let dns = match dns {
+        None => None,
+        Some(DnsListen { listen, zone }) => {
+            match serve_dns(DnsServerConfig::new(zone, listen), service).await {
+                Ok(dns) => Some(dns),
+                Err(e) => {
+                    https.shutdown().await;
+                    return Err(e.into());
+                }
+            }
+        }
+    };
+    Ok(Running { https, dns })
 }
 
 /// `serve`.
@@ -90,19 +143,37 @@ pub async fn run(out: &Output, data: &DataDir, args: ServeArgs) -> Result<(), Cl
         .map_err(CliError::Runtime)?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(CliError::Runtime)?;
-    let server = start(data, args.listen, args.ops_listen, token_hash).await?;
+    let zone = args.dns_zone.as_ref().map(|z| z.as_str().to_owned());
+    // clap makes each of --dns-listen and --dns-zone require the other.
+    let dns = match (args.dns_listen, args.dns_zone) {
+        (Some(listen), Some(zone)) => Some(DnsListen { listen, zone }),
+        (None, None) => None,
+        _ => {
+            return Err(CliError::BadArgument(
+                "--dns-listen and --dns-zone go together".into(),
+            ));
+        }
+    };
+    let server = start(data, args.listen, args.ops_listen, token_hash, dns).await?;
+    let https = &server.https;
+    let dns_text = match (&server.dns, &zone) {
+        (Some(d), Some(zone)) => format!("; DNS for {zone} on {} (UDP and TCP)", d.local_addr()),
+        _ => String::new(),
+    };
     out.result(
         &format!(
-            "serving https://{} on {} (operations: {})",
+            "serving https://{} on {} (operations: {}){dns_text}",
             data.settings()?.server_name,
-            server.local_addr(),
-            server
+            https.local_addr(),
+            https
                 .ops_addr()
                 .map_or("off".to_string(), |a| format!("http://{a}"))
         ),
         json!({
-            "listen": server.local_addr().to_string(),
-            "ops_listen": server.ops_addr().map(|a| a.to_string()),
+            "listen": https.local_addr().to_string(),
+            "ops_listen": https.ops_addr().map(|a| a.to_string()),
+            "dns_listen": server.dns.as_ref().map(|d| d.local_addr().to_string()),
+            "dns_zone": zone,
         }),
     );
     // Scripts read the address from the first line: hand it over now.

@@ -1,5 +1,6 @@
 //! A simulated device: the real `zerotouch-device` session with a software key, a radio
-//! that sees the networks it is told about, and the real HTTPS client with mutual TLS.
+//! that sees the networks it is told about, and a real transport: the HTTPS client with
+//! mutual TLS ([`run_device`]) or any other [`Exchange`] ([`run_over`], e.g. the DNS client).
 //! `simulate` and `demo` run it; with an [`Output`] it prints each protocol step as it
 //! happens.
 
@@ -9,14 +10,14 @@ use std::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng as _;
 use zerotouch_core::flow1::{DeviceIdentityRef, ReportedNetwork};
-use zerotouch_core::{CipherSuite, Envelope, KeyId, Passphrase, Pin, PinnedKeys, SoftwareSigner};
+use zerotouch_core::{
+    CipherSuite, Envelope, KeyId, Passphrase, Pin, PinnedKeys, SoftwareSigner, Transport,
+};
 use zerotouch_device::{
     DeviceConfig, DeviceSession, Event, JoinResult, MemoryDeviceState, Path, RetryPolicy, Trigger,
 };
-use zerotouch_http::{
-    DeviceRun, DirectHttps, Exchange, Radio, ServerEndpoint, ServerTrust, device_tls_config,
-    drive_observed,
-};
+use zerotouch_device_tokio::{DeviceRun, Exchange, Radio, drive_observed};
+use zerotouch_http::{DirectHttps, ServerEndpoint, ServerTrust, device_tls_config};
 
 use crate::{CliError, Output};
 
@@ -108,8 +109,8 @@ impl Radio for SimulatedRadio<'_> {
 }
 
 /// An exchange that prints each message's tag and size both ways.
-struct ObservedExchange<'a, X> {
-    inner: X,
+struct ObservedExchange<'a, 'x, X> {
+    inner: &'x mut X,
     out: Option<&'a Output>,
 }
 
@@ -119,7 +120,7 @@ fn tag_of(bytes: &[u8]) -> String {
         .unwrap_or_else(|_| "unreadable message".to_string())
 }
 
-impl<X: Exchange + Sync> Exchange for ObservedExchange<'_, X> {
+impl<X: Exchange + Sync> Exchange for ObservedExchange<'_, '_, X> {
     type Error = X::Error;
 
     async fn exchange(&mut self, path: Path, message: Vec<u8>) -> Result<Vec<u8>, X::Error> {
@@ -175,6 +176,19 @@ fn describe(event: &Event) -> Option<String> {
     })
 }
 
+/// How a device reaches the server: the exchange that carries its messages, the transport
+/// its transcript names (the server checks it against the one it received on), and how
+/// its hello identifies it.
+pub struct Link<'x, X> {
+    /// Carries each message and brings back the answer.
+    pub exchange: &'x mut X,
+    /// The transport on both networks (setup and home).
+    pub transport: Transport,
+    /// Its certificate (a TLS client proves the same key) or only its public key (a
+    /// transport with no TLS, where every byte costs: DNS).
+    pub identity: DeviceIdentityRef,
+}
+
 /// Runs `device` through flow 1 against `endpoint`, trusting the server's CA `server_ca`
 /// (without checking dates: a device has no clock before it joins) and the keys in
 /// `pinned`. With `out`, each step is printed as it happens.
@@ -187,11 +201,6 @@ pub async fn run_device(
     out: Option<&Output>,
     bound: Duration,
 ) -> Result<DeviceRun, CliError> {
-    let name = format!("{}-{}", device.device_type, device.serial);
-    let fail = |reason: String| CliError::DeviceFailed {
-        device: name.clone(),
-        reason,
-    };
     let tls = device_tls_config(
         device.certificate_der.clone(),
         Arc::clone(&device.signer),
@@ -200,15 +209,40 @@ pub async fn run_device(
             check_dates: false,
         },
     )?;
+    let mut https = DirectHttps::new(endpoint.clone(), endpoint.clone(), tls);
+    let link = Link {
+        exchange: &mut https,
+        transport: Transport::Https,
+        identity: DeviceIdentityRef::Certificate(device.certificate_der.clone()),
+    };
+    run_over(device, pinned, link, networks, out, bound).await
+}
+
+/// Runs `device` through flow 1 over `link`, trusting the keys in `pinned`, with
+/// `networks` in range of its radio; gives up after `bound`. With `out`, each step is
+/// printed as it happens.
+pub async fn run_over<X: Exchange + Sync>(
+    device: &SimulatedDevice,
+    pinned: PinnedKeys,
+    link: Link<'_, X>,
+    networks: &[NetworkInRange],
+    out: Option<&Output>,
+    bound: Duration,
+) -> Result<DeviceRun, CliError> {
+    let name = format!("{}-{}", device.device_type, device.serial);
+    let fail = |reason: String| CliError::DeviceFailed {
+        device: name.clone(),
+        reason,
+    };
     let mut exchange = ObservedExchange {
-        inner: DirectHttps::new(endpoint.clone(), endpoint.clone(), tls),
+        inner: link.exchange,
         out,
     };
     let mut session = DeviceSession::new(
         DeviceConfig {
-            transport: zerotouch_core::Transport::Https,
-            home_transport: zerotouch_core::Transport::Https,
-            identity: DeviceIdentityRef::Certificate(device.certificate_der.clone()),
+            transport: link.transport,
+            home_transport: link.transport,
+            identity: link.identity,
             pin: device.pin.clone(),
             radio_bands: 1,
             radio_security: 3,

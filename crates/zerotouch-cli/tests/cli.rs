@@ -243,10 +243,17 @@ impl Deployment {
 struct Server {
     child: Child,
     addr: String,
+    /// The first line it printed (JSON).
+    first: Value,
 }
 
 impl Server {
     fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// `serve --listen 127.0.0.1:0` with `extra` arguments.
+    fn start_with(data: &Path, extra: &[&str]) -> Server {
         let mut child = std::process::Command::new(bin())
             .arg("--data")
             .arg(data)
@@ -258,6 +265,7 @@ impl Server {
                 "--exit-after",
                 "300",
             ])
+            .args(extra)
             .env_remove("ZEROTOUCH_DATA")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -272,6 +280,7 @@ impl Server {
         Server {
             child,
             addr: v["listen"].as_str().unwrap().to_string(),
+            first: v,
         }
     }
 }
@@ -1071,6 +1080,8 @@ fn assert_no_secret(text: &str, secret: &str) {
 fn serve_register_simulate_outcomes_and_audit_work_together() {
     let d = Deployment::new(4);
     let server = Server::start(&d.data);
+    // Without --dns-listen, no DNS server.
+    assert!(server.first["dns_listen"].is_null(), "{}", server.first);
     let entries = d.entries();
     std::fs::write(d.path("token"), TOKEN).unwrap();
     for (i, e) in entries.iter().enumerate() {
@@ -1182,19 +1193,38 @@ fn serve_refuses_to_start_without_a_setup_key() {
         .stderr(predicates::str::contains("no setup key"));
 }
 
-#[test]
-fn demo_joins_the_home_network_and_prints_no_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let keep = dir.path().join("demo");
+/// Runs `zerotouch ARGS` (the demo), expects success, returns standard output and error.
+fn demo(args: &[&str]) -> (String, String) {
     let out = Command::new(bin())
-        .args(["demo", "--keep", s(&keep)])
+        .args(args)
+        .env_remove("ZEROTOUCH_UNBOUND")
         .timeout(std::time::Duration::from_secs(120))
         .assert()
         .success()
         .get_output()
         .clone();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Runs `zerotouch --json demo EXTRA`, expects one JSON object saying the device joined
+/// "home" and its outcome was recorded, and returns it.
+fn demo_json(extra: &[&str]) -> Value {
+    let (text, _) = demo(&[&["--json", "demo"], extra].concat());
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["joined"], "home");
+    assert_eq!(v["outcome_recorded"], true);
+    v
+}
+
+#[test]
+fn demo_joins_the_home_network_and_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("demo");
+    let (text, stderr) = demo(&["demo", "--keep", s(&keep)]);
     assert!(
         text.lines()
             .last()
@@ -1274,19 +1304,9 @@ fn home_passphrase(data: &Path) -> String {
 
 #[test]
 fn demo_json_output_is_one_object_with_the_joined_network() {
-    let out = Command::new(bin())
-        .args(["--json", "demo"])
-        .timeout(std::time::Duration::from_secs(120))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
-    assert_eq!(text.lines().count(), 1, "{text}");
-    let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["joined"], "home");
-    assert_eq!(v["outcome_recorded"], true);
+    let v = demo_json(&[]);
+    assert_eq!(v["over"], "https");
+    assert!(v["dns"].is_null(), "{v}");
 }
 
 #[test]
@@ -1456,4 +1476,199 @@ fn keys_create_association_and_serve_answers_peer_verification_requests() {
             Err(other) => panic!("{other}"),
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// DNS: `serve --dns-listen`, `demo --over dns`.
+
+/// Sends `query` to `server` over UDP and returns the answer.
+fn udp_exchange(server: std::net::SocketAddr, query: &[u8]) -> Vec<u8> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    socket.send_to(query, server).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, from) = socket.recv_from(&mut buf).unwrap();
+    assert_eq!(from, server);
+    buf.truncate(n);
+    buf
+}
+
+/// Sends `query` to `server` over TCP (two-byte length first) and returns the answer.
+fn tcp_exchange(server: std::net::SocketAddr, query: &[u8]) -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(&u16::try_from(query.len()).unwrap().to_be_bytes())
+        .unwrap();
+    stream.write_all(query).unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).unwrap();
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut answer).unwrap();
+    answer
+}
+
+/// `NAME. TYPE` with recursion desired, as a resolver would send it.
+fn dns_query(id: u16, name: &str, qtype: hickory_proto::rr::RecordType) -> Vec<u8> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    let mut message = Message::new(id, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(
+        hickory_proto::rr::Name::from_ascii(name).unwrap(),
+        qtype,
+    ));
+    message.to_vec().unwrap()
+}
+
+#[test]
+fn serve_answers_dns_for_its_zone_beside_https() {
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::{RData, RecordType};
+    let d = Deployment::new(1);
+    let server = Server::start_with(
+        &d.data,
+        &["--dns-listen", "127.0.0.1:0", "--dns-zone", "zt.test"],
+    );
+    // The first line reports both listeners, the DNS one with the port the system chose.
+    assert_eq!(server.first["dns_zone"], "zt.test");
+    let dns: std::net::SocketAddr = server.first["dns_listen"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dns.ip().is_loopback() && dns.port() != 0, "{dns}");
+    assert_ne!(server.addr, dns.to_string());
+    // The zone's apex SOA, authoritatively, over UDP and over TCP on the same port; the name
+    // in any case (resolvers randomise it).
+    for (id, answer) in [
+        (
+            0x1234,
+            udp_exchange(dns, &dns_query(0x1234, "zt.test.", RecordType::SOA)),
+        ),
+        (
+            0x4321,
+            tcp_exchange(dns, &dns_query(0x4321, "Zt.TeSt.", RecordType::SOA)),
+        ),
+    ] {
+        let answer = Message::from_vec(&answer).unwrap();
+        assert_eq!(answer.id, id);
+        assert_eq!(answer.response_code, ResponseCode::NoError);
+        assert!(answer.authoritative);
+        assert!(
+            matches!(answer.answers.first().map(|r| &r.data), Some(RData::SOA(_))),
+            "{answer:?}"
+        );
+    }
+    // A name outside the zone is refused, not answered.
+    let other = Message::from_vec(&udp_exchange(
+        dns,
+        &dns_query(7, "example.org.", RecordType::SOA),
+    ))
+    .unwrap();
+    assert_eq!(other.response_code, ResponseCode::Refused);
+    // HTTPS is still served on its own address: a registration goes through.
+    std::fs::write(d.path("token"), TOKEN).unwrap();
+    let mut args = d.register_args(&server, &d.path("token"));
+    args.push(d.entries()[0]["label"].as_str().unwrap().to_string());
+    let registered = json(&d.data, &strs(&args));
+    assert_eq!(registered["result"], "added", "{registered}");
+}
+
+#[test]
+fn dns_listen_and_dns_zone_go_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    refused(
+        &data,
+        "serve --dns-listen 127.0.0.1:5353",
+        &[],
+        "--dns-zone",
+    );
+    refused(&data, "serve --dns-zone zt.test", &[], "--dns-listen");
+    refused(
+        &data,
+        "serve --dns-listen 127.0.0.1:5353 --dns-zone",
+        &["bad..zone"],
+        "is not a zone name",
+    );
+}
+
+#[test]
+fn demo_over_dns_joins_the_home_network_through_a_local_unbound() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("demo");
+    let (text, _) = demo(&["demo", "--over", "dns", "--keep", s(&keep)]);
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.starts_with("done: the device joined \"home\" after 4 exchanges over DNS"),
+        "{text}"
+    );
+    assert!(last.contains("answers of up to 1232 B"), "{text}");
+    for step in [
+        "DNS for zt.test listening on 127.0.0.1:",
+        "resolver   unbound ",
+        "0x20 case randomisation and QNAME minimisation on",
+        "its only way out is DNS",
+        "-> Hello",
+        "EDNS probe: 1232 B answers arrive through the resolver",
+        "<- CredentialResponse",
+        "joins \"home\"",
+        "outcome recorded: Joined",
+    ] {
+        assert!(text.contains(step), "missing {step:?}:\n{text}");
+    }
+    // The resolver the demo started is gone: no process runs with its configuration.
+    let conf = keep.join("resolver/unbound.conf");
+    assert!(conf.is_file());
+    let conf = conf.to_str().unwrap().to_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&conf),
+            "unbound still runs: {}",
+            entry.path().display()
+        );
+    }
+}
+
+#[test]
+fn demo_over_dns_json_reports_queries_bytes_and_the_answer_limit() {
+    let v = demo_json(&["--over", "dns"]);
+    assert_eq!(v["over"], "dns");
+    assert_eq!(v["dns"]["edns_advertised"], 1232);
+    assert_eq!(v["dns"]["answer_limit"], 1232);
+    assert_eq!(v["dns"]["tunnels"], 1);
+    // At least a cookie request, the probe and one query per message; every answer in UDP.
+    assert!(v["dns"]["queries"].as_u64().unwrap() >= 6, "{v}");
+    assert_eq!(v["dns"]["tcp_queries"], 0, "{v}");
+    assert!(v["dns"]["answer_bytes"].as_u64().unwrap() > 0, "{v}");
+}
+
+#[test]
+fn demo_over_dns_without_unbound_says_so_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("demo");
+    let out = Command::new(bin())
+        .args(["demo", "--over", "dns", "--keep", s(&keep)])
+        .env("ZEROTOUCH_UNBOUND", dir.path().join("no-unbound-here"))
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "unbound is not installed: the DNS demo needs a local recursive resolver \
+             (apt-get install unbound); nothing was run",
+        ))
+        .get_output()
+        .clone();
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!keep.exists(), "the demo made {}", keep.display());
 }
