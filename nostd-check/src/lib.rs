@@ -20,9 +20,9 @@
 //!   `zerotouch-peer`'s joiner and sponsor through a whole flow-2 handoff and through each of
 //!   the four fallbacks (compared codes, a code shown on either device, the label code, over
 //!   SPAKE2+), and measures each role's peak heap. With `dns`, it drives `zerotouch-dns`'s
-//!   `TunnelClient` through two whole exchanges (cookie, EDNS probe, chunks, a lost answer, a
-//!   forged one, an expired cookie, polls) against a fake server built from the framing, and
-//!   measures the tunnel's peak heap.
+//!   `TunnelClient` through two whole exchanges (cookie, chunks, a lost answer, a forged one,
+//!   an expired cookie, the EDNS probe once a response needs polls, polls) against a fake
+//!   server built from the framing, and measures the tunnel's peak heap.
 //! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
 //!
 //! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the

@@ -7,8 +7,8 @@
 
 use alloc::vec::Vec;
 
-use crate::header::AnswerLimit;
 use crate::DnsError;
+use crate::header::AnswerLimit;
 
 /// Bytes before the body: status and length.
 pub const PAYLOAD_HEADER_LEN: usize = 3;
@@ -25,7 +25,7 @@ pub enum AnswerStatus {
     /// A piece of the response: length = the response's total length, body = its bytes from
     /// the offset asked for (0 in the answer to the last chunk).
     Data = 0x01,
-    /// The retry cookie: body = 6 bytes.
+    /// The retry cookie: body = 5 bytes.
     Cookie = 0x02,
     /// A probe's filler: body = bytes `i mod 251`, as many as fit the limit.
     Probe = 0x03,
@@ -107,18 +107,19 @@ impl AnswerPayload {
         if full.iter().any(|s| s.as_ref().len() != 255) || last.as_ref().len() > 255 {
             return Err(DnsError::BadAnswer("strings not cut at 255 bytes"));
         }
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(strings.iter().map(|s| s.as_ref().len()).sum());
         for s in strings {
             bytes.extend_from_slice(s.as_ref());
         }
-        let (head, body) = bytes
-            .split_first_chunk::<PAYLOAD_HEADER_LEN>()
+        let [status, l0, l1] = *bytes
+            .first_chunk::<PAYLOAD_HEADER_LEN>()
             .ok_or(DnsError::BadAnswer("shorter than status and length"))?;
-        let [status, l0, l1] = *head;
+        // The body in place, without a second copy (a device's heap is small).
+        bytes.drain(..PAYLOAD_HEADER_LEN);
         Ok(AnswerPayload {
             status: AnswerStatus::from_u8(status)?,
             length: u16::from_be_bytes([l0, l1]),
-            body: body.to_vec(),
+            body: bytes,
         })
     }
 }
@@ -140,4 +141,13 @@ pub fn body_capacity(limit: AnswerLimit, qname_wire_len: usize) -> usize {
 /// The probe's filler of `n` bytes: `i mod 251`, so a cut or shifted answer shows.
 pub fn probe_filler(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// Whether `body` is exactly the probe's filler of `n` bytes (compared without building it).
+pub fn is_probe_filler(body: &[u8], n: usize) -> bool {
+    body.len() == n
+        && body
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| usize::from(b) == i % 251)
 }

@@ -19,26 +19,25 @@ pub enum DnsError {
     /// are not zero.
     #[error("label is not canonical base32")]
     NotBase32,
-    /// The header label does not decode to an 18-byte header of a known version and kind.
+    /// The header label does not decode to a 15-byte header of a known version and kind
+    /// whose fields the kind allows.
     #[error("bad header: {0}")]
     BadHeader(&'static str),
-    /// The data labels do not hold the number of bytes the header declares.
-    #[error("data length {found} does not match the header's {declared}")]
-    DataLength {
-        /// Bytes the header declares.
+    /// The name has more data labels than its header declares.
+    #[error("{found} data labels where the header declares {declared}")]
+    LabelCount {
+        /// Data labels the header declares.
         declared: usize,
-        /// Bytes the labels hold.
+        /// Data labels the name has.
         found: usize,
     },
-    /// A data label is longer than 63 characters, or a label other than the last is shorter.
+    /// A data label is empty or longer than 63 characters, or one other than the outermost is
+    /// shorter than 63.
     #[error("data labels are not split at 63 characters")]
     LabelSplit,
     /// The encoded name would exceed 255 octets.
     #[error("name too long: {0} octets")]
     NameTooLong(usize),
-    /// More data than fits one query (or than the length byte can say).
-    #[error("{0} data bytes do not fit one query")]
-    DataTooLong(usize),
     /// The answer's TXT strings are not a canonical payload (empty, or a string other than
     /// the last shorter than 255 bytes, or no status and length).
     #[error("malformed answer payload: {0}")]

@@ -1,13 +1,15 @@
-//! The 18-byte header every query name carries in the label next to the zone.
+//! The 15-byte header every query name carries in the label next to the zone.
 
 use crate::DnsError;
 
-/// The binding's version, in the high four bits of the header's first byte.
+/// The binding's version, in the high two bits of the header's first byte.
 pub const VERSION: u8 = 1;
 /// Bytes of a header.
-pub const HEADER_LEN: usize = 18;
-/// Characters of the header label (18 bytes in base32: 144 bits, one spare zero bit).
-pub const HEADER_LABEL_LEN: usize = 29;
+pub const HEADER_LEN: usize = 15;
+/// Characters of the header label (15 bytes in base32: 120 bits, no spare bit).
+pub const HEADER_LABEL_LEN: usize = 24;
+/// The most data labels a name may have (a name of 255 octets holds at most four).
+pub const MAX_DATA_LABELS: u8 = 4;
 /// The most queries one logical query may be sent as (the attempt counter has four bits,
 /// and every attempt needs a name no cache has seen).
 pub const MAX_ATTEMPTS: u8 = 16;
@@ -40,16 +42,21 @@ impl QueryKind {
             _ => return None,
         })
     }
+
+    /// Whether queries of this kind carry data (Data and LastData).
+    pub fn carries_data(self) -> bool {
+        matches!(self, QueryKind::Data | QueryKind::LastData)
+    }
 }
 
-/// A tunnel: one device's exchange with the server, named by 6 random bytes it chooses.
+/// A tunnel: one device's exchange with the server, named by 5 random bytes it chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TunnelId(pub [u8; 6]);
+pub struct TunnelId(pub [u8; 5]);
 
-/// The server's stateless retry cookie for a tunnel (6 bytes of a MAC; all zero in a cookie
+/// The server's stateless retry cookie for a tunnel (5 bytes of a MAC; all zero in a cookie
 /// request). Not a secret: whoever sees the traffic sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Cookie(pub [u8; 6]);
+pub struct Cookie(pub [u8; 5]);
 
 /// The largest answer the device can receive, in 16-byte units (32 = 512 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,7 +82,8 @@ impl AnswerLimit {
     }
 }
 
-/// The header of a query name.
+/// The header of a query name. The number of data labels that follow it is not a field: the
+/// name's data decides it ([`crate::Query::to_name`] writes it, [`Self::to_bytes`] takes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QueryHeader {
     /// What the query asks for.
@@ -92,67 +100,67 @@ pub struct QueryHeader {
     pub position: u16,
     /// The largest answer the device can receive.
     pub limit: AnswerLimit,
-    /// Data bytes in the name's data labels.
-    pub data_len: u8,
 }
 
 impl QueryHeader {
-    /// The 18 bytes.
-    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut b = [0u8; HEADER_LEN];
+    /// The 15 bytes of a name with `data_labels` data labels (0 to 7 fit the field; a
+    /// reader refuses more than [`MAX_DATA_LABELS`]).
+    pub fn to_bytes(&self, data_labels: u8) -> [u8; HEADER_LEN] {
+        let [t0, t1, t2, t3, t4] = self.tunnel.0;
+        let [c0, c1, c2, c3, c4] = self.cookie.0;
         let [p0, p1] = self.position.to_be_bytes();
-        let fields = [
-            (VERSION << 4) | self.kind as u8,
-            self.tunnel.0[0],
-            self.tunnel.0[1],
-            self.tunnel.0[2],
-            self.tunnel.0[3],
-            self.tunnel.0[4],
-            self.tunnel.0[5],
-            self.cookie.0[0],
-            self.cookie.0[1],
-            self.cookie.0[2],
-            self.cookie.0[3],
-            self.cookie.0[4],
-            self.cookie.0[5],
+        [
+            (VERSION << 6) | ((data_labels & 0x07) << 3) | (self.kind as u8 & 0x07),
+            t0,
+            t1,
+            t2,
+            t3,
+            t4,
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
             ((self.message & 0x0f) << 4) | (self.attempt & 0x0f),
             p0,
             p1,
             self.limit.0,
-            self.data_len,
-        ];
-        b.copy_from_slice(&fields);
-        b
+        ]
     }
 
-    /// Parses 18 bytes.
-    pub fn from_bytes(b: &[u8; HEADER_LEN]) -> Result<QueryHeader, DnsError> {
-        let [v, t0, t1, t2, t3, t4, t5, c0, c1, c2, c3, c4, c5, ma, p0, p1, lim, len] = *b;
-        if v >> 4 != VERSION {
+    /// Parses 15 bytes: the header and the number of data labels it declares.
+    pub fn from_bytes(b: &[u8; HEADER_LEN]) -> Result<(QueryHeader, u8), DnsError> {
+        let [v, t0, t1, t2, t3, t4, c0, c1, c2, c3, c4, ma, p0, p1, lim] = *b;
+        if v >> 6 != VERSION {
             return Err(DnsError::BadHeader("unknown version"));
         }
-        let kind = QueryKind::from_u8(v & 0x0f).ok_or(DnsError::BadHeader("unknown kind"))?;
+        let labels = (v >> 3) & 0x07;
+        let kind = QueryKind::from_u8(v & 0x07).ok_or(DnsError::BadHeader("unknown kind"))?;
+        if labels > MAX_DATA_LABELS {
+            return Err(DnsError::BadHeader("more than four data labels"));
+        }
         let limit = AnswerLimit::from_units(lim).ok_or(DnsError::BadHeader("answer limit"))?;
         let header = QueryHeader {
             kind,
-            tunnel: TunnelId([t0, t1, t2, t3, t4, t5]),
-            cookie: Cookie([c0, c1, c2, c3, c4, c5]),
+            tunnel: TunnelId([t0, t1, t2, t3, t4]),
+            cookie: Cookie([c0, c1, c2, c3, c4]),
             message: ma >> 4,
             attempt: ma & 0x0f,
             position: u16::from_be_bytes([p0, p1]),
             limit,
-            data_len: len,
         };
-        let carries_data = matches!(kind, QueryKind::Data | QueryKind::LastData);
-        if !carries_data && (len != 0 || (kind != QueryKind::Poll && header.position != 0)) {
-            return Err(DnsError::BadHeader("fields set that this kind does not use"));
+        let carries_data = kind.carries_data();
+        if !carries_data && (labels != 0 || (kind != QueryKind::Poll && header.position != 0)) {
+            return Err(DnsError::BadHeader(
+                "fields set that this kind does not use",
+            ));
         }
         if kind == QueryKind::Cookie && header.cookie != Cookie::default() {
             return Err(DnsError::BadHeader("a cookie in a cookie request"));
         }
-        if carries_data && len == 0 {
+        if carries_data && labels == 0 {
             return Err(DnsError::BadHeader("a data query without data"));
         }
-        Ok(header)
+        Ok((header, labels))
     }
 }

@@ -30,7 +30,7 @@
 //! let NameKind::Query(parsed) = Query::classify(&seen, &zone)? else { panic!("a whole query") };
 //! assert_eq!(parsed.header.tunnel, tunnel.tunnel());
 //! // It answers with a cookie in one TXT record; the tunnel then sends the message's data.
-//! let answer = AnswerPayload { status: AnswerStatus::Cookie, length: 0, body: vec![7; 6] };
+//! let answer = AnswerPayload { status: AnswerStatus::Cookie, length: 0, body: vec![7; 5] };
 //! assert_eq!(tunnel.handle_answer(Instant(5), &seen, Reply::Txt(answer.to_strings())), Handled::Accepted);
 //! assert_eq!(tunnel.poll_query(Instant(20)).expect("data").kind, QueryKind::LastData);
 //! # Ok::<(), DnsError>(())
@@ -56,14 +56,14 @@ pub use answer::{AnswerPayload, AnswerStatus, body_capacity};
 pub use error::DnsError;
 pub use header::{AnswerLimit, Cookie, QueryHeader, QueryKind, TunnelId};
 pub use name::{NameKind, Query, max_data_per_query};
+#[cfg(feature = "server")]
+pub use server::{
+    DnsHandler, DnsServerConfig, DnsServerError, HandlerAnswer, QueryLimit, RunningDnsServer,
+    serve_dns,
+};
 pub use tunnel_client::{
     AnswerProblem, Handled, OutgoingQuery, Reply, TunnelClient, TunnelConfig, TunnelEvent,
     TunnelFailure, TunnelStats,
 };
 pub use tunnel_record::{ChunkAdded, TunnelRecord};
 pub use zone::Zone;
-#[cfg(feature = "server")]
-pub use server::{
-    DnsHandler, DnsServerConfig, DnsServerError, HandlerAnswer, QueryLimit, RunningDnsServer,
-    serve_dns,
-};

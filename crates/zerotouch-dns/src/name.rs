@@ -66,20 +66,25 @@ pub fn name_wire_len(zone: &Zone, data_len: usize) -> usize {
     zone.wire_len() + HEADER_LABEL_LEN + 1 + chars_for(data_len) + labels_for(data_len)
 }
 
-/// The most data bytes one query carries under `zone` (at most 255).
+/// The most data bytes one query carries under `zone`: the largest n with
+/// `name_wire_len(zone, n)` ≤ 255 (135 under `zt.test`).
 pub fn max_data_per_query(zone: &Zone) -> usize {
-    (0..=255usize)
+    // A name of 255 octets holds fewer than 255 bytes of data whatever the zone.
+    (0..=MAX_NAME_OCTETS)
         .rev()
         .find(|&n| name_wire_len(zone, n) <= MAX_NAME_OCTETS)
         .unwrap_or(0)
 }
 
+/// The most data labels a name under `zone` has.
+fn max_data_labels(zone: &Zone) -> usize {
+    labels_for(max_data_per_query(zone))
+}
+
 impl Query {
-    /// The query's name under `zone`, lower-case, without the trailing dot.
+    /// The query's name under `zone`, lower-case, without the trailing dot. The header's
+    /// first byte says how many data labels the data takes.
     pub fn to_name(&self, zone: &Zone) -> Result<String, DnsError> {
-        if self.data.len() > 255 || usize::from(self.header.data_len) != self.data.len() {
-            return Err(DnsError::DataTooLong(self.data.len()));
-        }
         let wire = name_wire_len(zone, self.data.len());
         if wire > MAX_NAME_OCTETS {
             return Err(DnsError::NameTooLong(wire));
@@ -92,12 +97,14 @@ impl Query {
             labels.push(label);
             rest = tail;
         }
+        // At most four: a 255-octet name holds no more (checked above).
+        let count = u8::try_from(labels.len()).map_err(|_| DnsError::NameTooLong(wire))?;
         let mut name = String::with_capacity(wire);
         for label in labels.iter().rev() {
             name.push_str(label);
             name.push('.');
         }
-        name.push_str(&encode_base32(&self.header.to_bytes()));
+        name.push_str(&encode_base32(&self.header.to_bytes(count)));
         name.push('.');
         name.push_str(zone.as_str());
         Ok(name)
@@ -117,36 +124,36 @@ impl Query {
             .as_slice()
             .try_into()
             .map_err(|_| DnsError::BadHeader("header length"))?;
-        let header = QueryHeader::from_bytes(&bytes)?;
-        let declared = usize::from(header.data_len);
-        // No name carrying that much fits 255 octets: not one the binding writes.
-        if name_wire_len(zone, declared) > MAX_NAME_OCTETS {
-            return Err(DnsError::DataTooLong(declared));
+        let (header, declared) = QueryHeader::from_bytes(&bytes)?;
+        let declared = usize::from(declared);
+        // No name with that many data labels fits 255 octets under this zone: not one the
+        // binding writes, whole or cut short by QNAME minimisation.
+        if declared > max_data_labels(zone) {
+            return Err(DnsError::BadHeader(
+                "more data labels than a name under the zone holds",
+            ));
         }
-        let needed = labels_for(declared);
-        if data_labels.len() < needed {
+        if data_labels.len() < declared {
             return Ok(NameKind::Intermediate);
         }
-        if data_labels.len() > needed {
-            return Err(DnsError::DataLength {
+        if data_labels.len() > declared {
+            return Err(DnsError::LabelCount {
                 declared,
                 found: data_labels.len(),
             });
         }
-        let mut text = String::with_capacity(chars_for(declared));
+        let mut text = String::with_capacity(declared * MAX_LABEL);
         for (i, label) in data_labels.iter().enumerate() {
             let last = i + 1 == data_labels.len();
-            if label.len() > MAX_LABEL || (!last && label.len() != MAX_LABEL) {
+            if label.is_empty() || label.len() > MAX_LABEL || (!last && label.len() != MAX_LABEL) {
                 return Err(DnsError::LabelSplit);
             }
             text.push_str(label);
         }
         let data = decode_base32(&text)?;
-        if data.len() != declared {
-            return Err(DnsError::DataLength {
-                declared,
-                found: data.len(),
-            });
+        let wire = name_wire_len(zone, data.len());
+        if wire > MAX_NAME_OCTETS {
+            return Err(DnsError::NameTooLong(wire));
         }
         Ok(NameKind::Query(Query { header, data }))
     }

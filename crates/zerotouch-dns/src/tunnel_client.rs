@@ -12,11 +12,11 @@ use alloc::vec::Vec;
 use rand_core::CryptoRng;
 use zerotouch_core::Instant;
 
-use crate::answer::{AnswerPayload, AnswerStatus, body_capacity, probe_filler};
+use crate::answer::{AnswerPayload, AnswerStatus, body_capacity, is_probe_filler};
 use crate::header::{
     AnswerLimit, Cookie, MAX_ATTEMPTS, MAX_MESSAGES, QueryHeader, QueryKind, TunnelId,
 };
-use crate::name::{Query, max_data_per_query};
+use crate::name::{Query, max_data_per_query, name_wire_len};
 use crate::tunnel_record::{MAX_CHUNKS, MAX_MESSAGE_LEN};
 use crate::{DnsError, Zone};
 
@@ -27,6 +27,9 @@ pub struct TunnelConfig {
     pub zone: Zone,
     /// The answer size to probe for when the device advertises EDNS to its resolver with
     /// this payload size; `None`: the device sends no EDNS and answers stay within 512 bytes.
+    /// The probe goes out once, before the first poll of the first response whose polls
+    /// answers of this size would make fewer; a device whose responses all fit the answers to
+    /// their last chunks (or need one poll whatever the size) never probes.
     pub edns_limit: Option<AnswerLimit>,
     /// First wait for an answer, in ms (doubles on each retry, up to `max_timeout_ms`).
     pub initial_timeout_ms: u64,
@@ -37,12 +40,14 @@ pub struct TunnelConfig {
     /// Least time between two queries, in ms (public resolvers limit clients to about 100
     /// queries a second).
     pub pacing_ms: u64,
-    /// Longest wait a rate-limited answer may impose, in ms.
+    /// Longest wait a rate-limited answer may impose, in ms (the server's per-client window
+    /// is a minute: the default waits one out).
     pub max_rate_wait_ms: u64,
 }
 
 impl TunnelConfig {
-    /// Defaults for `zone`: no EDNS, 1 s first timeout up to 8 s, 6 attempts, 10 ms pacing.
+    /// Defaults for `zone`: no EDNS, 1 s first timeout up to 8 s, 6 attempts, 10 ms pacing,
+    /// rate-limited waits of up to 120 s.
     pub fn new(zone: Zone) -> TunnelConfig {
         TunnelConfig {
             zone,
@@ -51,7 +56,7 @@ impl TunnelConfig {
             max_timeout_ms: 8000,
             max_attempts: 6,
             pacing_ms: 10,
-            max_rate_wait_ms: 30_000,
+            max_rate_wait_ms: 120_000,
         }
     }
 }
@@ -113,7 +118,9 @@ pub enum Handled {
     Accepted,
     /// No query is outstanding under that name (late, duplicated or forged): ignored.
     NotOutstanding,
-    /// It answered the outstanding query with something unusable; the query is sent again.
+    /// It answered the outstanding query with something unusable. The query stays
+    /// outstanding until its deadline (an answer that can be used may still come), then goes
+    /// again with the next attempt: a resolver failing fast does not use up the attempts.
     Unusable(AnswerProblem),
 }
 
@@ -122,7 +129,7 @@ pub enum Handled {
 pub enum AnswerProblem {
     /// The TXT strings do not decode.
     Malformed(DnsError),
-    /// A status this query does not expect.
+    /// A status this query does not expect (NoResponse included).
     UnexpectedStatus(AnswerStatus),
     /// A data piece that does not continue the response (wrong total or length).
     Inconsistent,
@@ -143,6 +150,11 @@ pub struct TunnelStats {
     pub payload_bytes: u64,
     /// Tunnels opened (cookies fetched).
     pub cookies: u64,
+    /// EDNS probes sent (every attempt counts; none until larger answers would make a
+    /// response's polls fewer).
+    pub probes: u64,
+    /// Polls sent (every attempt counts).
+    pub polls: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +210,7 @@ impl TunnelClient {
     pub fn new<R: CryptoRng>(config: TunnelConfig, rng: &mut R) -> TunnelClient {
         let mut client = TunnelClient {
             config,
-            tunnel: TunnelId([0; 6]),
+            tunnel: TunnelId([0; 5]),
             cookie: None,
             limit: AnswerLimit::CLASSIC,
             probed: false,
@@ -228,7 +240,8 @@ impl TunnelClient {
         self.tunnel
     }
 
-    /// The answer size in use: 512 bytes until a probe showed larger answers arrive.
+    /// The answer size in use: 512 bytes until a probe showed larger answers arrive (a
+    /// tunnel probes only once larger answers would make a response's polls fewer).
     pub fn answer_limit(&self) -> AnswerLimit {
         self.limit
     }
@@ -329,7 +342,6 @@ impl TunnelClient {
                 attempt,
                 position,
                 limit,
-                data_len: u8::try_from(data.len()).ok()?,
             },
             data,
         };
@@ -342,6 +354,8 @@ impl TunnelClient {
         let wire = name.len() + 2;
         self.stats.queries += 1;
         self.stats.retries += u64::from(attempt > 0);
+        self.stats.probes += u64::from(kind == QueryKind::Probe);
+        self.stats.polls += u64::from(kind == QueryKind::Poll);
         self.stats.name_octets += wire as u64;
         self.outstanding = Some(Outstanding {
             name: name.clone(),
@@ -400,6 +414,15 @@ impl TunnelClient {
         else {
             return Handled::NotOutstanding;
         };
+        let handled = self.take_reply(now, &out, reply);
+        if matches!(handled, Handled::Unusable(_)) && self.pending.is_some() {
+            // Not sent again at once: the query waits out its deadline, as if unanswered.
+            self.outstanding = Some(out);
+        }
+        handled
+    }
+
+    fn take_reply(&mut self, now: Instant, out: &Outstanding, reply: Reply) -> Handled {
         let payload = match reply {
             Reply::Txt(strings) => match AnswerPayload::from_strings(&strings) {
                 Ok(p) => p,
@@ -421,7 +444,7 @@ impl TunnelClient {
         self.take_payload(now, out, payload)
     }
 
-    fn take_payload(&mut self, now: Instant, out: Outstanding, p: AnswerPayload) -> Handled {
+    fn take_payload(&mut self, now: Instant, out: &Outstanding, p: AnswerPayload) -> Handled {
         match p.status {
             AnswerStatus::BadCookie => {
                 self.cookie = None;
@@ -456,21 +479,17 @@ impl TunnelClient {
         }
         match (out.step, p.status) {
             (Step::Cookie, AnswerStatus::Cookie) => {
-                let Ok(cookie) = <[u8; 6]>::try_from(p.body.as_slice()) else {
+                let Ok(cookie) = <[u8; 5]>::try_from(p.body.as_slice()) else {
                     return Handled::Unusable(AnswerProblem::Inconsistent);
                 };
                 self.cookie = Some(Cookie(cookie));
                 self.stats.cookies += 1;
-                self.step = match self.resume.take() {
-                    Some(step) => step,
-                    None if self.config.edns_limit.is_some() && !self.probed => Step::Probe,
-                    None => Step::Chunk(0),
-                };
+                self.step = self.resume.take().unwrap_or(Step::Chunk(0));
                 Handled::Accepted
             }
             (Step::Probe, AnswerStatus::Probe) => {
                 let limit = self.config.edns_limit.unwrap_or(AnswerLimit::CLASSIC);
-                let whole = p.body == probe_filler(body_capacity(limit, out.qname_wire_len));
+                let whole = is_probe_filler(&p.body, body_capacity(limit, out.qname_wire_len));
                 self.probe_done(whole);
                 Handled::Accepted
             }
@@ -487,15 +506,30 @@ impl TunnelClient {
         }
     }
 
+    /// Whether probing now can pay for itself: `rest` bytes of a response take fewer polls in
+    /// answers of `edns_limit` than in answers of the limit in use, so the probe costs no
+    /// more queries than it may save on this response alone (and later ones gain too).
+    fn probe_pays(&self, rest: usize) -> bool {
+        let Some(edns) = self.config.edns_limit else {
+            return false;
+        };
+        let poll_name = name_wire_len(&self.config.zone, 0);
+        let polls = |limit| rest.div_ceil(body_capacity(limit, poll_name).max(1));
+        polls(edns) < polls(self.limit)
+    }
+
+    /// The probe is over: answers of `edns_limit` arrive (`whole`) or not. The response whose
+    /// first piece called for the probe is polled on, with the limit now in use.
     fn probe_done(&mut self, whole: bool) {
         self.probed = true;
         if whole {
             self.limit = self.config.edns_limit.unwrap_or(AnswerLimit::CLASSIC);
         }
-        self.step = Step::Chunk(0);
+        let held = self.pending.as_ref().map_or(0, |p| p.response.len());
+        self.step = Step::Poll(u16::try_from(held).unwrap_or(u16::MAX));
     }
 
-    fn take_piece(&mut self, out: Outstanding, p: AnswerPayload) -> Handled {
+    fn take_piece(&mut self, out: &Outstanding, p: AnswerPayload) -> Handled {
         let Some(pending) = self.pending.as_mut() else {
             return Handled::NotOutstanding;
         };
@@ -513,6 +547,7 @@ impl TunnelClient {
         if !consistent {
             return Handled::Unusable(AnswerProblem::Inconsistent);
         }
+        let first = pending.total.is_none();
         pending.total = Some(p.length);
         pending.response.extend_from_slice(&p.body);
         if pending.response.len() == total {
@@ -521,8 +556,15 @@ impl TunnelClient {
             self.message += 1;
             self.events.push_back(TunnelEvent::Response(response));
         } else {
-            // Offsets are 16-bit: responses are far shorter than 64 KiB.
-            self.step = Step::Poll(u16::try_from(pending.response.len()).unwrap_or(u16::MAX));
+            let held = pending.response.len();
+            self.step = if first && !self.probed && self.probe_pays(total - held) {
+                // The response needs polls, and fewer with larger answers: learn first
+                // whether those arrive. A response that fits one answer never gets here.
+                Step::Probe
+            } else {
+                // Offsets are 16-bit: responses are far shorter than 64 KiB.
+                Step::Poll(u16::try_from(held).unwrap_or(u16::MAX))
+            };
         }
         Handled::Accepted
     }

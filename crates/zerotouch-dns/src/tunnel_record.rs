@@ -49,7 +49,8 @@ impl TunnelRecord {
             self.message = message;
             self.chunks.clear();
         }
-        // A query carries at most 255 bytes, and the stored form says a chunk's length in one.
+        // A query carries at most 139 bytes (a name is 255 octets at most), and the stored
+        // form says a chunk's length in one byte: more is refused.
         if index >= MAX_CHUNKS || data.len() > usize::from(u8::MAX) {
             return Err(AddChunkError::TooLarge);
         }
@@ -87,7 +88,7 @@ impl TunnelRecord {
         out.push(self.message);
         for (index, data) in &self.chunks {
             out.extend_from_slice(&index.to_be_bytes());
-            // Chunks are at most 255 bytes: a query's length byte says so.
+            // Chunks are at most 255 bytes: `add_chunk` refuses longer ones.
             out.push(u8::try_from(data.len()).unwrap_or(u8::MAX));
             out.extend_from_slice(data);
         }

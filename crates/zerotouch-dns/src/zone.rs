@@ -24,16 +24,19 @@ impl Zone {
         for label in name.split('.') {
             let ok = !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !ok {
                 return Err(DnsError::InvalidZone);
             }
             labels += 1;
         }
         let zone = Zone { name, labels };
-        // The header label (29 characters and its length octet) plus a data label carrying
+        // The header label (24 characters and its length octet) plus a data label carrying
         // one byte (two base32 characters and a length octet) must fit.
-        if zone.wire_len() + 30 + 3 > crate::name::MAX_NAME_OCTETS {
+        if zone.wire_len() + crate::header::HEADER_LABEL_LEN + 1 + 3 > crate::name::MAX_NAME_OCTETS
+        {
             return Err(DnsError::ZoneTooLong(zone.wire_len()));
         }
         Ok(zone)

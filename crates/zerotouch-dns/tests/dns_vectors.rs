@@ -1,8 +1,8 @@
 //! Test vectors of the DNS binding (`docs/PROTOCOL.md` section 19), written to
 //! `docs/vectors/dns.json`:
 //!
-//! - `queries`: header fields and data under the zone `zt.test` → the 18 header bytes and the
-//!   exact query name, one or more of each kind;
+//! - `queries`: header fields and data under the zone `zt.test` → the number of data labels,
+//!   the 15 header bytes and the exact query name, one or more of each kind;
 //! - `any_case`: those names in other cases (0x20 randomisation, upper case, a trailing dot) →
 //!   the same query;
 //! - `apex`, `intermediate`: names that are not a whole query (the zone itself, QNAME
@@ -152,7 +152,7 @@ fn epoch_key(root: &[u8; 32], epoch: u64) -> [u8; 32] {
 fn spec_cookie(root: &[u8; 32], unix_ms: u64, tunnel: TunnelId) -> Cookie {
     let key = epoch_key(root, unix_ms / SPEC_EPOCH_MS);
     let tag = hmac_sha256(&key, &[SPEC_COOKIE_LABEL, &tunnel.0].concat());
-    Cookie(*tag.first_chunk::<6>().unwrap())
+    Cookie(*tag.first_chunk::<5>().unwrap())
 }
 
 fn cookie_root() -> [u8; 32] {
@@ -255,17 +255,10 @@ impl SpecServer {
 // ---- The vectors ----
 
 fn tunnel_id() -> TunnelId {
-    TunnelId([0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6])
+    TunnelId([0xa1, 0xb2, 0xc3, 0xd4, 0xe5])
 }
 
-fn header(
-    kind: QueryKind,
-    message: u8,
-    attempt: u8,
-    position: u16,
-    limit: usize,
-    data_len: usize,
-) -> QueryHeader {
+fn header(kind: QueryKind, message: u8, attempt: u8, position: u16, limit: usize) -> QueryHeader {
     let cookie = match kind {
         QueryKind::Cookie => Cookie::default(),
         _ => spec_cookie(&cookie_root(), UNIX_MS_AT_ZERO, tunnel_id()),
@@ -278,7 +271,6 @@ fn header(
         attempt,
         position,
         limit: AnswerLimit::from_bytes(limit).unwrap(),
-        data_len: u8::try_from(data_len).unwrap(),
     }
 }
 
@@ -289,47 +281,54 @@ fn queries() -> Vec<(&'static str, Query)> {
     vec![
         q(
             "cookie request: no data, cookie zero, the tunnel's first message",
-            header(QueryKind::Cookie, 0, 0, 0, 512, 0),
+            header(QueryKind::Cookie, 0, 0, 0, 512),
             vec![],
         ),
         q(
             "EDNS probe for 1,232-byte answers (limit 77 units)",
-            header(QueryKind::Probe, 0, 0, 0, 1232, 0),
+            header(QueryKind::Probe, 0, 0, 0, 1232),
             vec![],
         ),
         q(
-            "first chunk of a message, as much data as a name under zt.test holds: 255 octets",
-            header(QueryKind::Data, 0, 0, 0, 512, full),
+            "first chunk of a message, as much data as a name under zt.test holds: 135 bytes in \
+             four data labels, 254 octets",
+            header(QueryKind::Data, 0, 0, 0, 512),
             pattern(full, 1),
         ),
         q(
             "a middle chunk sent a third time (attempt 2)",
-            header(QueryKind::Data, 0, 2, 1, 512, 40),
+            header(QueryKind::Data, 0, 2, 1, 512),
             pattern(40, 2),
         ),
         q(
             "last chunk: 5 bytes in one 8-character label",
-            header(QueryKind::LastData, 3, 0, 2, 512, 5),
+            header(QueryKind::LastData, 3, 0, 2, 512),
             pattern(5, 3),
         ),
         q(
             "a message of one chunk is a single LastData at position 0",
-            header(QueryKind::LastData, 15, 15, 0, 4080, 1),
+            header(QueryKind::LastData, 15, 15, 0, 4080),
             pattern(1, 4),
         ),
         q(
             "poll for the response from byte 429, second attempt",
-            header(QueryKind::Poll, 3, 1, 429, 512, 0),
+            header(QueryKind::Poll, 3, 1, 429, 512),
             vec![],
         ),
     ]
+}
+
+/// The data labels of a name under `zt.test`: those left of the header label.
+fn data_labels(name: &str) -> u8 {
+    u8::try_from(name.split('.').count() - 3).unwrap()
 }
 
 fn query_vector((comment, query): &(&str, Query)) -> Value {
     let z = zone();
     let name = query.to_name(&z).unwrap();
     let hd = &query.header;
-    let header = hd.to_bytes();
+    let labels = data_labels(&name);
+    let header = hd.to_bytes(labels);
     json!({
         "comment": comment,
         "kind": kind_name(hd.kind),
@@ -341,6 +340,7 @@ fn query_vector((comment, query): &(&str, Query)) -> Value {
         "position": hd.position,
         "limit_units": hd.limit.bytes() / 16,
         "data": h(&query.data),
+        "data_labels": labels,
         "header": h(&header),
         "name": name,
         "wire_len": name.len() + 2,
@@ -406,9 +406,9 @@ fn intermediate_vectors(names: &[String]) -> Value {
     )
 }
 
-/// A header's label with one byte changed.
+/// A header's label (no data labels declared) with one byte changed.
 fn header_label_with(base: &QueryHeader, at: usize, value: u8) -> String {
-    let mut b = base.to_bytes();
+    let mut b = base.to_bytes(0);
     b[at] = value;
     data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase()
 }
@@ -423,7 +423,7 @@ fn flip_last_bit(label: &str) -> String {
 }
 
 fn undecodable_vectors(names: &[String]) -> Value {
-    let cookie = header(QueryKind::Cookie, 0, 0, 0, 512, 0);
+    let cookie = header(QueryKind::Cookie, 0, 0, 0, 512);
     let good = names[0].split('.').next().unwrap().to_owned();
     let under = |label: &str| format!("{label}.zt.test");
     let five: Vec<&str> = names[4].split('.').collect();
@@ -432,25 +432,40 @@ fn undecodable_vectors(names: &[String]) -> Value {
     let names_out = [
         under("foo"),
         under(&format!("{}1", &good[..good.len() - 1])),
-        // 18 bytes are 144 bits in 29 characters (145 bits): the last bit is spare.
-        under(&flip_last_bit(&good)),
-        under(&header_label_with(&cookie, 0, 0x21)),
-        under(&header_label_with(&cookie, 0, 0x16)),
-        under(&header_label_with(&cookie, 16, 31)),
-        under(&header_label_with(&cookie, 17, 1)),
-        under(&header_label_with(&cookie, 15, 1)),
-        under(&header_label_with(&cookie, 7, 1)),
+        // 15 bytes are exactly 24 characters: no padding, no spare bit.
+        under(&format!("{}========", &good[..16])),
+        // Version 2 (bits 7-6), kind 1.
+        under(&header_label_with(&cookie, 0, 0x81)),
+        // Version 1, no data labels, kind 6.
+        under(&header_label_with(&cookie, 0, 0x46)),
+        under(&header_label_with(&cookie, 14, 31)),
+        // A cookie request declaring one data label.
+        under(&header_label_with(&cookie, 0, 0x49)),
+        under(&header_label_with(&cookie, 13, 1)),
+        under(&header_label_with(&cookie, 6, 1)),
+        // A Data query declaring no data label.
         under(&header_label_with(
-            &header(QueryKind::Data, 0, 0, 0, 512, 1),
-            17,
+            &header(QueryKind::Data, 0, 0, 0, 512),
             0,
+            0x42,
         )),
+        // A LastData query declaring five.
+        format!(
+            "aa.{}",
+            under(&header_label_with(
+                &header(QueryKind::LastData, 0, 0, 0, 512),
+                0,
+                0x6b,
+            ))
+        ),
         // A cookie request has no data label.
         format!("a.{}", names[0]),
-        // Five bytes declared, six in the label.
-        format!("{}aa.{}.zt.test", five[0], five[1]),
+        // One data label declared, two present.
+        format!("aa.{}", names[4]),
         // One byte is 8 bits in 2 characters (10 bits): the last 2 bits are spare.
         format!("{}.{}.zt.test", flip_last_bit(one[0]), one[1]),
+        // Five bytes are 8 characters; 3 characters are no whole number of bytes.
+        format!("{}.{}.zt.test", &five[0][..3], five[1]),
         // The data labels of a four-label query cut at 62 and 64 characters.
         [
             four[0],
@@ -468,7 +483,7 @@ fn undecodable_vectors(names: &[String]) -> Value {
 
 fn answer_vectors() -> Value {
     let cookie = spec_cookie(&cookie_root(), UNIX_MS_AT_ZERO, tunnel_id());
-    let probe = body_capacity(AnswerLimit::CLASSIC, zone().wire_len() + 30);
+    let probe = body_capacity(AnswerLimit::CLASSIC, name_wire_len(&zone(), 0));
     let payloads = [
         (
             "acknowledgement of a chunk",
@@ -503,7 +518,7 @@ fn answer_vectors() -> Value {
             AnswerPayload::status(AnswerStatus::Data, 0),
         ),
         (
-            "the probe filler for a 512-byte limit and a 39-octet question",
+            "the probe filler for a 512-byte limit and a 34-octet question",
             AnswerPayload {
                 status: AnswerStatus::Probe,
                 length: 0,
@@ -567,7 +582,7 @@ fn bad_answer_vectors() -> Value {
 
 fn capacity_vectors() -> Value {
     Value::Array(
-        [(512, 18), (512, 39), (512, 255), (1232, 39), (1232, 100)]
+        [(512, 18), (512, 34), (512, 255), (1232, 34), (1232, 100)]
             .into_iter()
             .map(|(limit, q)| {
                 json!({
@@ -716,7 +731,8 @@ fn generate() -> Value {
         .collect();
     json!({
         "description": "The DNS binding (docs/PROTOCOL.md section 19) under the zone zt.test. \
-            `queries`: header fields and data -> the 18 header bytes and the query name (the \
+            `queries`: header fields and data -> the number of data labels, the 15 header bytes \
+            (bits 7-6 of the first: version; 5-3: data labels; 2-0: kind) and the query name (the \
             cookie field of non-cookie queries is `cookie.cookie`). `any_case`: another spelling \
             of `queries[query].name` that decodes to the same query. `apex`, `intermediate`, \
             `undecodable`: names that are not whole queries, what they are (`is`: Apex, \
@@ -725,7 +741,7 @@ fn generate() -> Value {
             strings a device refuses. `body_capacity`: body bytes for an answer limit and a \
             question's wire length. `max_data_per_query`: data bytes per query name for a zone. \
             `cookie`: K_e = HMAC-SHA256(root, \"zerotouch-dns epoch\" || e as u64 BE), e = \
-            unix_ms / 3,600,000; cookie = the first 6 bytes of HMAC-SHA256(K_e, \
+            unix_ms / 3,600,000; cookie = the first 5 bytes of HMAC-SHA256(K_e, \
             \"zerotouch-dns cookie v1\" || tunnel); root = SHA-256(\"zerotouch test vector dns \
             cookie root\"). `exchange`: one message through zerotouch-dns's TunnelClient \
             (tunnel id from ChaCha20Rng::seed_from_u64(7)) against a server following the \
@@ -775,7 +791,6 @@ fn query_from(v: &Value) -> Query {
             position: u16::try_from(int(&v["position"])).unwrap(),
             limit: AnswerLimit::from_bytes(usize::try_from(int(&v["limit_units"])).unwrap() * 16)
                 .unwrap(),
-            data_len: u8::try_from(data.len()).unwrap(),
         },
         data,
     }
@@ -803,7 +818,11 @@ fn query_fields_encode_to_the_listed_header_and_name() {
     assert!(queries.len() >= 5);
     for q in queries {
         let query = query_from(q);
-        assert_eq!(query.header.to_bytes().to_vec(), bytes_of(&q["header"]));
+        let labels = u8::try_from(int(&q["data_labels"])).unwrap();
+        assert_eq!(
+            query.header.to_bytes(labels).to_vec(),
+            bytes_of(&q["header"])
+        );
         assert_eq!(query.header.kind as u64, int(&q["kind_value"]));
         let name = query.to_name(&zone).unwrap();
         assert_eq!(name, q["name"].as_str().unwrap());
@@ -830,7 +849,12 @@ fn query_names_decode_to_the_listed_fields() {
         };
         assert_eq!(decoded, query_from(q), "{name}");
         let header: [u8; HEADER_LEN] = bytes_of(&q["header"]).try_into().unwrap();
-        assert_eq!(QueryHeader::from_bytes(&header).unwrap(), decoded.header);
+        let labels = u8::try_from(int(&q["data_labels"])).unwrap();
+        assert_eq!(
+            QueryHeader::from_bytes(&header).unwrap(),
+            (decoded.header, labels)
+        );
+        assert_eq!(labels, data_labels(name));
     }
 }
 
@@ -977,7 +1001,7 @@ fn the_cookie_follows_the_formula() {
     // The queries other than cookie requests carry it.
     for q in v["queries"].as_array().unwrap() {
         let expected = match q["kind"] == "Cookie" {
-            true => "000000000000".into(),
+            true => "0000000000".into(),
             false => c["cookie"].clone(),
         };
         assert_eq!(q["cookie"], expected);
@@ -1094,7 +1118,7 @@ fn the_spec_states_the_cookie_formula() {
             utf8(SPEC_EPOCH_LABEL)
         ),
         format!(
-            "cookie = the first 6 bytes of HMAC-SHA256(K_e, \"{}\" || tunnel id)",
+            "cookie = the first 5 bytes of HMAC-SHA256(K_e, \"{}\" || tunnel id)",
             utf8(SPEC_COOKIE_LABEL)
         ),
         "e as a big-endian u64".to_owned(),

@@ -6,14 +6,15 @@
 )]
 //! The framing's rules, one test per rule: query names (base32 read in any case, 255 octets and
 //! 63-character labels, canonical encodings only, QNAME-minimisation probes told apart from
-//! queries, headers with unknown or unused fields refused), answers (TXT strings cut at 255,
+//! queries by the header's count of data labels, headers with unknown or unused fields
+//! refused), answers (TXT strings cut at 255,
 //! statuses, the body capacity that keeps the resolver's answer within the device's limit, the
 //! probe's filler) and the tunnel record the server keeps between queries.
 
 use data_encoding::BASE32_NOPAD;
 use proptest::prelude::*;
-use zerotouch_dns::answer::{ANSWER_OVERHEAD, PAYLOAD_HEADER_LEN, probe_filler};
-use zerotouch_dns::header::{HEADER_LABEL_LEN, HEADER_LEN};
+use zerotouch_dns::answer::{ANSWER_OVERHEAD, PAYLOAD_HEADER_LEN, is_probe_filler, probe_filler};
+use zerotouch_dns::header::{HEADER_LABEL_LEN, HEADER_LEN, MAX_DATA_LABELS};
 use zerotouch_dns::name::{MAX_LABEL, MAX_NAME_OCTETS, name_wire_len};
 use zerotouch_dns::tunnel_record::{AddChunkError, MAX_CHUNKS, MAX_MESSAGE_LEN};
 use zerotouch_dns::*;
@@ -81,14 +82,14 @@ fn zone() -> Zone {
 }
 
 /// A header of `kind` whose unused fields are zero and whose used ones are not.
-fn header(kind: QueryKind, data_len: u8) -> QueryHeader {
+fn header(kind: QueryKind) -> QueryHeader {
     QueryHeader {
         kind,
-        tunnel: TunnelId([0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6]),
+        tunnel: TunnelId([0xa1, 0xb2, 0xc3, 0xd4, 0xe5]),
         cookie: if kind == QueryKind::Cookie {
             Cookie::default()
         } else {
-            Cookie([9, 8, 7, 6, 5, 4])
+            Cookie([9, 8, 7, 6, 5])
         },
         message: 11,
         attempt: 7,
@@ -98,13 +99,17 @@ fn header(kind: QueryKind, data_len: u8) -> QueryHeader {
             _ => 0,
         },
         limit: AnswerLimit::from_bytes(1232).unwrap(),
-        data_len,
     }
+}
+
+/// The header label of `h` declaring `labels` data labels.
+fn header_label(h: &QueryHeader, labels: u8) -> String {
+    b32(&h.to_bytes(labels))
 }
 
 fn query(kind: QueryKind, data: Vec<u8>) -> Query {
     Query {
-        header: header(kind, u8::try_from(data.len()).unwrap()),
+        header: header(kind),
         data,
     }
 }
@@ -187,8 +192,8 @@ proptest! {
     #[test]
     fn names_round_trip(
         kind in 0usize..5,
-        tunnel in any::<[u8; 6]>(),
-        cookie in any::<[u8; 6]>(),
+        tunnel in any::<[u8; 5]>(),
+        cookie in any::<[u8; 5]>(),
         message in 0u8..16,
         attempt in 0u8..16,
         position in any::<u16>(),
@@ -208,7 +213,6 @@ proptest! {
                 attempt,
                 position: if carries_data || kind == QueryKind::Poll { position } else { 0 },
                 limit: AnswerLimit::from_bytes(usize::from(units) * 16).unwrap(),
-                data_len: u8::try_from(data.len()).unwrap(),
             },
             data,
         };
@@ -264,6 +268,12 @@ fn every_name_fits_255_octets_and_63_char_labels() {
                 let labels = labels_below(&name, &zone);
                 assert_eq!(labels[0].len(), HEADER_LABEL_LEN);
                 let data = &labels[1..];
+                // The header's first byte counts the data labels (bits 5 to 3).
+                let head = BASE32_NOPAD
+                    .decode(labels[0].to_ascii_uppercase().as_bytes())
+                    .unwrap();
+                assert_eq!(usize::from((head[0] >> 3) & 0x07), data.len());
+                assert!(data.len() <= usize::from(MAX_DATA_LABELS));
                 for (i, label) in data.iter().enumerate() {
                     assert!(!label.is_empty() && label.len() <= MAX_LABEL);
                     if i + 1 < data.len() {
@@ -311,54 +321,66 @@ fn zone_for(name: &str) -> Zone {
     Zone::new(name).unwrap()
 }
 
-/// More data than one query carries, or a header that disagrees with the data, is refused.
+/// More data than one query carries is refused when written; a header declaring more data
+/// labels than a name under the zone holds (or than four, under any zone) is refused when read,
+/// whole or as a QNAME-minimisation probe (no name of the binding spells it).
 #[test]
 fn data_beyond_capacity_is_refused() {
     for zone in zones() {
         let max = max_data_per_query(&zone);
-        if max < 255 {
-            assert_eq!(
-                data_query(max + 1).to_name(&zone),
-                Err(DnsError::NameTooLong(name_wire_len(&zone, max + 1)))
-            );
-        }
+        assert_eq!(
+            data_query(max + 1).to_name(&zone),
+            Err(DnsError::NameTooLong(name_wire_len(&zone, max + 1)))
+        );
         let mut q = data_query(1);
         q.data = vec![1; 256];
-        assert_eq!(q.to_name(&zone), Err(DnsError::DataTooLong(256)));
-    }
-    let mut q = data_query(10);
-    q.header.data_len = 9;
-    assert_eq!(q.to_name(&zone()), Err(DnsError::DataTooLong(10)));
-    // A header declaring more data than a name can carry is refused when read, whole or as
-    // a QNAME-minimisation probe (no name of the binding spells it).
-    for zone in zones() {
-        let max = max_data_per_query(&zone);
-        if max == 255 {
-            continue;
-        }
-        let mut q = data_query(max);
-        let name = q.to_name(&zone).unwrap();
+        assert_eq!(
+            q.to_name(&zone),
+            Err(DnsError::NameTooLong(name_wire_len(&zone, 256)))
+        );
+        let name = data_query(max).to_name(&zone).unwrap();
         assert!(matches!(
             Query::classify(&name, &zone),
             Ok(NameKind::Query(_))
         ));
-        q.header.data_len += 1;
-        let header = b32(&q.header.to_bytes());
-        let over = name_with(&zone, &header, &[]);
-        assert_eq!(
-            Query::classify(&over, &zone),
-            Err(DnsError::DataTooLong(max + 1))
-        );
-        let mut labels = labels_below(&name, &zone);
-        labels[0] = header;
-        labels.push("aa".into());
-        let refs: Vec<&str> = labels[1..].iter().map(String::as_str).collect();
-        let over = name_with(&zone, &labels[0], &refs);
-        assert_eq!(
-            Query::classify(&over, &zone),
-            Err(DnsError::DataTooLong(max + 1))
-        );
+        let labels = labels_below(&name, &zone);
+        let held = labels.len() - 1;
+        for declared in held + 1..=usize::from(MAX_DATA_LABELS) {
+            let head = header_label(&header(QueryKind::Data), u8::try_from(declared).unwrap());
+            let refs: Vec<&str> = labels[1..].iter().map(String::as_str).collect();
+            for data in [&refs[..], &refs[..1], &[]] {
+                assert_eq!(
+                    Query::classify(&name_with(&zone, &head, data), &zone),
+                    Err(DnsError::BadHeader(
+                        "more data labels than a name under the zone holds"
+                    )),
+                    "{declared} labels declared under a zone holding {held}"
+                );
+            }
+        }
     }
+    // Five to seven data labels: no 255-octet name holds them.
+    let zone = zone();
+    for declared in MAX_DATA_LABELS + 1..=7 {
+        let head = header_label(&header(QueryKind::Data), declared);
+        assert_eq!(
+            classify(&name_with(&zone, &head, &["aa"])),
+            Err(DnsError::BadHeader("more than four data labels"))
+        );
+        assert!(QueryHeader::from_bytes(&header(QueryKind::Data).to_bytes(declared)).is_err());
+    }
+    // A name over 255 octets (no resolver sends one) is refused even when its labels agree.
+    let long = Zone::new(&zone_name(200)).unwrap();
+    assert_eq!(max_data_per_query(&long), 16, "one data label");
+    let q = data_query(39);
+    let text = b32(&q.data);
+    assert_eq!(text.len(), MAX_LABEL);
+    let name = name_with(&long, &header_label(&q.header, 1), &[&text]);
+    assert!(name.len() + 2 > MAX_NAME_OCTETS);
+    assert_eq!(
+        Query::classify(&name, &long),
+        Err(DnsError::NameTooLong(name_wire_len(&long, 39)))
+    );
 }
 
 /// Base32 with spare bits set, padding, or characters outside the alphabet is refused: one
@@ -375,16 +397,27 @@ fn non_canonical_base32_is_refused() {
         *last = ALPHABET[usize::from(v | bits)];
         String::from_utf8(b).unwrap()
     };
-    // The header: 18 bytes in 29 characters, one spare bit.
+    // The header: 15 bytes in exactly 24 characters, no spare bit; any other length, or
+    // padding, is refused.
     let q = data_query(1);
     let name = q.to_name(&zone).unwrap();
     let labels = labels_below(&name, &zone);
-    let bad = name_with(&zone, &set_low_bits(&labels[0], 1), &[&labels[1]]);
-    assert_eq!(classify(&bad), Err(DnsError::NotBase32));
-    assert_eq!(
-        classify(&bad.to_ascii_uppercase()),
-        Err(DnsError::NotBase32)
-    );
+    assert_eq!(HEADER_LEN * 8, HEADER_LABEL_LEN * 5);
+    for (head, expected) in [
+        (
+            labels[0][..23].to_owned(),
+            DnsError::BadHeader("header label length"),
+        ),
+        (
+            format!("{}a", labels[0]),
+            DnsError::BadHeader("header label length"),
+        ),
+        (format!("{}========", &labels[0][..16]), DnsError::NotBase32),
+    ] {
+        let bad = name_with(&zone, &head, &[&labels[1]]);
+        assert_eq!(classify(&bad), Err(expected.clone()), "{head}");
+        assert_eq!(classify(&bad.to_ascii_uppercase()), Err(expected));
+    }
     // Data: 1 byte in 2 characters (2 spare bits), 2 in 4 (4), 3 in 5 (1), 4 in 7 (3).
     for (len, spare) in [(1, 0b11), (2, 0b1111), (3, 0b1), (4, 0b111), (41, 0b11)] {
         let name = data_query(len).to_name(&zone).unwrap();
@@ -470,13 +503,13 @@ fn a_name_with_a_missing_data_label_is_intermediate() {
     }
 }
 
-/// A label beyond those the header's data length needs is refused.
+/// A label beyond those the header declares is refused.
 #[test]
 fn extra_labels_are_refused() {
     let zone = zone();
     for q in sample_queries(&zone) {
         let name = q.to_name(&zone).unwrap();
-        let labels = labels_below(&name, &zone);
+        let data_labels = labels_below(&name, &zone).len() - 1;
         for extra in ["a", "aa", "aaaaaaaa", "www"] {
             let longer = format!("{extra}.{name}");
             if longer.len() + 2 > MAX_NAME_OCTETS {
@@ -484,9 +517,9 @@ fn extra_labels_are_refused() {
             }
             assert_eq!(
                 classify(&longer),
-                Err(DnsError::DataLength {
-                    declared: usize::from(q.header.data_len),
-                    found: labels.len(),
+                Err(DnsError::LabelCount {
+                    declared: data_labels,
+                    found: data_labels + 1,
                 }),
                 "{longer}"
             );
@@ -537,20 +570,25 @@ fn labels_not_split_at_63_are_refused() {
 #[test]
 fn unknown_version_or_kind_is_refused() {
     let zone = zone();
-    let good = header(QueryKind::Poll, 0).to_bytes();
+    let good = header(QueryKind::Poll).to_bytes(0);
     let name_of = |bytes: &[u8; HEADER_LEN]| name_with(&zone, &b32(bytes), &[]);
     assert!(matches!(classify(&name_of(&good)), Ok(NameKind::Query(_))));
-    for version in (0u8..16).filter(|&v| v != 1) {
+    assert_eq!(
+        good[0],
+        (1 << 6) | QueryKind::Poll as u8,
+        "version in bits 7-6"
+    );
+    for version in (0u8..4).filter(|&v| v != 1) {
         let mut b = good;
-        b[0] = (version << 4) | (QueryKind::Poll as u8);
+        b[0] = (version << 6) | (QueryKind::Poll as u8);
         assert_eq!(
             classify(&name_of(&b)),
             Err(DnsError::BadHeader("unknown version"))
         );
     }
-    for kind in [0u8, 6, 7, 8, 15] {
+    for kind in [0u8, 6, 7] {
         let mut b = good;
-        b[0] = (1 << 4) | kind;
+        b[0] = (1 << 6) | kind;
         assert_eq!(
             classify(&name_of(&b)),
             Err(DnsError::BadHeader("unknown kind"))
@@ -558,7 +596,7 @@ fn unknown_version_or_kind_is_refused() {
     }
     // A header label of the wrong length, or of a whole number of other bytes.
     for label in [
-        b32(&good[..17]),
+        b32(&good[..14]),
         format!("{}a", b32(&good)),
         b32(&[good.as_slice(), &[0]].concat()),
     ] {
@@ -569,63 +607,87 @@ fn unknown_version_or_kind_is_refused() {
     }
 }
 
-/// A kind's unused fields must be zero (no data length or position where the kind carries
-/// none, no cookie in a cookie request) and a data query must carry data.
+/// A kind's unused fields must be zero (no data labels or position where the kind carries
+/// none, no cookie in a cookie request) and a data query must declare data labels.
 #[test]
 fn fields_a_kind_does_not_use_must_be_zero() {
     let zone = zone();
-    let refused = |h: QueryHeader| {
-        let name = name_with(&zone, &b32(&h.to_bytes()), &[]);
+    let refused = |h: QueryHeader, labels: u8| {
+        let name = name_with(&zone, &header_label(&h, labels), &[]);
         assert!(
             matches!(classify(&name), Err(DnsError::BadHeader(_))),
-            "{h:?}: {:?}",
+            "{h:?}, {labels} labels: {:?}",
             classify(&name)
         );
-        assert!(QueryHeader::from_bytes(&h.to_bytes()).is_err());
+        assert!(QueryHeader::from_bytes(&h.to_bytes(labels)).is_err());
     };
     for kind in [QueryKind::Cookie, QueryKind::Poll, QueryKind::Probe] {
-        refused(QueryHeader {
-            data_len: 1,
-            ..header(kind, 0)
-        });
-        refused(QueryHeader {
-            data_len: 255,
-            ..header(kind, 0)
-        });
+        for labels in [1, 4, 7] {
+            refused(header(kind), labels);
+        }
     }
     for kind in [QueryKind::Cookie, QueryKind::Probe] {
-        refused(QueryHeader {
-            position: 1,
-            ..header(kind, 0)
-        });
-        refused(QueryHeader {
-            position: 0x8000,
-            ..header(kind, 0)
-        });
+        refused(
+            QueryHeader {
+                position: 1,
+                ..header(kind)
+            },
+            0,
+        );
+        refused(
+            QueryHeader {
+                position: 0x8000,
+                ..header(kind)
+            },
+            0,
+        );
     }
-    refused(QueryHeader {
-        cookie: Cookie([0, 0, 0, 0, 0, 1]),
-        ..header(QueryKind::Cookie, 0)
-    });
+    refused(
+        QueryHeader {
+            cookie: Cookie([0, 0, 0, 0, 1]),
+            ..header(QueryKind::Cookie)
+        },
+        0,
+    );
     for kind in [QueryKind::Data, QueryKind::LastData] {
-        refused(header(kind, 0));
+        refused(header(kind), 0);
+        refused(header(kind), 5);
     }
     // The fields a kind uses may be anything.
-    for h in [
-        QueryHeader {
-            position: u16::MAX,
-            ..header(QueryKind::Poll, 0)
-        },
-        QueryHeader {
-            position: u16::MAX,
-            ..header(QueryKind::Data, 3)
-        },
-        QueryHeader {
-            cookie: Cookie([0xff; 6]),
-            ..header(QueryKind::Probe, 0)
-        },
+    for (h, labels) in [
+        (
+            QueryHeader {
+                position: u16::MAX,
+                ..header(QueryKind::Poll)
+            },
+            0,
+        ),
+        (
+            QueryHeader {
+                position: u16::MAX,
+                ..header(QueryKind::Data)
+            },
+            1,
+        ),
+        (
+            QueryHeader {
+                position: 7,
+                ..header(QueryKind::LastData)
+            },
+            4,
+        ),
+        (
+            QueryHeader {
+                cookie: Cookie([0xff; 5]),
+                ..header(QueryKind::Probe)
+            },
+            0,
+        ),
     ] {
-        assert_eq!(QueryHeader::from_bytes(&h.to_bytes()), Ok(h));
+        assert_eq!(
+            QueryHeader::from_bytes(&h.to_bytes(labels)),
+            Ok((h, labels))
+        );
     }
 }
 
@@ -650,15 +712,15 @@ fn answer_limit_below_512_is_refused() {
     assert_eq!(AnswerLimit::from_bytes(1232).unwrap().bytes(), 1232);
     assert_eq!(AnswerLimit::from_bytes(4095).unwrap().bytes(), 4080);
     let zone = zone();
-    let good = header(QueryKind::Poll, 0).to_bytes();
+    let good = header(QueryKind::Poll).to_bytes(0);
     for units in [0u8, 1, 16, 31] {
         let mut b = good;
-        b[16] = units;
+        b[HEADER_LEN - 1] = units;
         let name = name_with(&zone, &b32(&b), &[]);
         assert_eq!(classify(&name), Err(DnsError::BadHeader("answer limit")));
     }
     let mut b = good;
-    b[16] = 32;
+    b[HEADER_LEN - 1] = 32;
     assert!(matches!(
         classify(&name_with(&zone, &b32(&b), &[])),
         Ok(NameKind::Query(q)) if q.header.limit == AnswerLimit::CLASSIC
@@ -850,6 +912,19 @@ fn probe_filler_is_i_mod_251() {
     }
     assert_eq!(probe_filler(0), Vec::<u8>::new());
     assert_eq!(probe_filler(300)[..], filler[..300]);
+    // The device's check of a probe answer: exactly the filler, no byte more or less.
+    for n in [0, 1, 250, 251, 252, 1151, 4080] {
+        let whole = probe_filler(n);
+        assert!(is_probe_filler(&whole, n), "{n}");
+        assert!(!is_probe_filler(&whole, n + 1));
+        assert!(!is_probe_filler(&probe_filler(n + 1), n));
+        if n > 0 {
+            let mut changed = whole.clone();
+            changed[n / 2] ^= 1;
+            assert!(!is_probe_filler(&changed, n));
+            assert!(n == 1 || !is_probe_filler(&whole[1..], n - 1), "shifted");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

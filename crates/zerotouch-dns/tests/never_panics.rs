@@ -23,8 +23,8 @@ fn zone() -> Zone {
 fn valid_query() -> impl Strategy<Value = Query> {
     (
         0usize..5,
-        any::<[u8; 6]>(),
-        any::<[u8; 6]>(),
+        any::<[u8; 5]>(),
+        any::<[u8; 5]>(),
         (0u8..16, 0u8..16, any::<u16>(), 32u8..=255),
         proptest::collection::vec(any::<u8>(), 1..=128),
     )
@@ -56,7 +56,6 @@ fn valid_query() -> impl Strategy<Value = Query> {
                             0
                         },
                         limit: AnswerLimit::from_bytes(usize::from(units) * 16).unwrap(),
-                        data_len: u8::try_from(data.len()).unwrap(),
                     },
                     data,
                 }
@@ -275,7 +274,7 @@ fn step() -> impl Strategy<Value = Step> {
         Just(AnswerPayload {
             status: AnswerStatus::Cookie,
             length: 0,
-            body: vec![1; 6],
+            body: vec![1; 5],
         }),
         Just(AnswerPayload::status(AnswerStatus::Ack, 0)),
         (1u16..3000, 1usize..400).prop_map(|(total, n)| AnswerPayload {

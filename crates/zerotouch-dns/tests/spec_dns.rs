@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 use zerotouch_core::{Instant, Transport};
 use zerotouch_dns::answer::{ANSWER_OVERHEAD, PAYLOAD_HEADER_LEN, probe_filler};
-use zerotouch_dns::header::{HEADER_LABEL_LEN, HEADER_LEN, MAX_ATTEMPTS, MAX_MESSAGES, VERSION};
+use zerotouch_dns::header::{
+    HEADER_LABEL_LEN, HEADER_LEN, MAX_ATTEMPTS, MAX_DATA_LABELS, MAX_MESSAGES, VERSION,
+};
 use zerotouch_dns::name::{MAX_LABEL, MAX_NAME_OCTETS, name_wire_len};
 use zerotouch_dns::tunnel_record::{MAX_CHUNKS, MAX_MESSAGE_LEN};
 use zerotouch_dns::*;
@@ -105,17 +107,20 @@ fn kind_named(name: &str) -> QueryKind {
 }
 
 fn base_header(kind: QueryKind) -> QueryHeader {
-    let carries = matches!(kind, QueryKind::Data | QueryKind::LastData);
     QueryHeader {
         kind,
-        tunnel: TunnelId([1, 2, 3, 4, 5, 6]),
+        tunnel: TunnelId([1, 2, 3, 4, 5]),
         cookie: Cookie::default(),
         message: 0,
         attempt: 0,
         position: 0,
         limit: AnswerLimit::CLASSIC,
-        data_len: u8::from(carries),
     }
+}
+
+/// The data labels a header of `kind` declares at least (one for Data and LastData).
+fn least_labels(kind: QueryKind) -> u8 {
+    u8::from(matches!(kind, QueryKind::Data | QueryKind::LastData))
 }
 
 #[test]
@@ -128,14 +133,30 @@ fn header_table_matches_the_code() {
         assert_eq!(offset, next, "the fields follow each other: {field}");
         next = offset + size;
         let mut changed = base;
+        let mut labels = 1;
         match field {
-            "version, kind" => {
+            "version, labels, kind" => {
                 changed.kind = QueryKind::Probe;
-                assert_eq!(base.to_bytes()[0] >> 4, VERSION);
-                assert!(row[3].contains(&format!("the version, {VERSION}")));
+                labels = 0;
+                let b = QueryHeader {
+                    kind: QueryKind::LastData,
+                    ..base
+                }
+                .to_bytes(3)[0];
+                assert_eq!(b >> 6, VERSION, "the version in bits 7-6");
+                assert_eq!((b >> 3) & 0x07, 3, "the data labels in bits 5-3");
+                assert_eq!(b & 0x07, QueryKind::LastData as u8, "the kind in bits 2-0");
+                for needle in [
+                    format!("bits 7–6: the version, {VERSION}"),
+                    "bits 5–3: the number of data labels, 1 to 4 in Data and LastData, else 0"
+                        .to_owned(),
+                    "bits 2–0: the kind".to_owned(),
+                ] {
+                    assert!(row[3].contains(&needle), "`{needle}`");
+                }
             }
-            "tunnel" => changed.tunnel = TunnelId([0xff; 6]),
-            "cookie" => changed.cookie = Cookie([0xff; 6]),
+            "tunnel" => changed.tunnel = TunnelId([0xff; 5]),
+            "cookie" => changed.cookie = Cookie([0xff; 5]),
             "message, attempt" => {
                 changed.message = 15;
                 changed.attempt = 15;
@@ -144,7 +165,7 @@ fn header_table_matches_the_code() {
                         message: 15,
                         ..base
                     }
-                    .to_bytes()[offset]
+                    .to_bytes(1)[offset]
                         >> 4,
                     15,
                     "message in the high bits"
@@ -152,20 +173,23 @@ fn header_table_matches_the_code() {
             }
             "position" => {
                 changed.position = 0x0102;
-                assert_eq!(changed.to_bytes()[offset..offset + 2], [1, 2], "big-endian");
+                assert_eq!(
+                    changed.to_bytes(1)[offset..offset + 2],
+                    [1, 2],
+                    "big-endian"
+                );
                 changed.position = 0xffff;
             }
             "limit" => changed.limit = AnswerLimit::from_bytes(4080).unwrap(),
-            "data length" => changed.data_len = 255,
             other => panic!("the header table names an unknown field `{other}`"),
         }
-        let (a, b) = (base.to_bytes(), changed.to_bytes());
+        let (a, b) = (base.to_bytes(1), changed.to_bytes(labels));
         let differing: Vec<usize> = (0..HEADER_LEN).filter(|&i| a[i] != b[i]).collect();
         let expected: Vec<usize> = (offset..offset + size).collect();
         assert_eq!(differing, expected, "the bytes of `{field}`");
     }
     assert_eq!(next, HEADER_LEN, "the table covers the header");
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 6);
     // The limit's range, as the table states it.
     let limit = rows.iter().find(|r| r[2] == "limit").unwrap();
     assert!(limit[3].contains("32 to 255 (512 to 4,080 bytes)"));
@@ -173,6 +197,15 @@ fn header_table_matches_the_code() {
     assert_eq!(AnswerLimit::from_bytes(512).unwrap(), AnswerLimit::CLASSIC);
     assert_eq!(AnswerLimit::from_bytes(4080).unwrap().bytes(), 4080);
     assert!(AnswerLimit::from_bytes(4096).is_err());
+    // Data labels: 1 to 4 for the data kinds; 5 or more is refused.
+    for labels in 0..8u8 {
+        assert_eq!(
+            QueryHeader::from_bytes(&base.to_bytes(labels)).is_ok(),
+            (1..=4).contains(&labels),
+            "{labels} data labels"
+        );
+    }
+    assert_eq!(MAX_DATA_LABELS, 4);
 }
 
 #[test]
@@ -187,25 +220,26 @@ fn kind_table_matches_the_code() {
     for row in &rows {
         let kind = kind_named(&row[0]);
         let value = u8::try_from(number(&row[1])).unwrap();
-        assert_eq!(base_header(kind).to_bytes()[0] & 0x0f, value, "{kind:?}");
+        let header = base_header(kind);
+        assert_eq!(
+            header.to_bytes(least_labels(kind))[0] & 0x07,
+            value,
+            "{kind:?}"
+        );
         listed.push(value);
-        // The data column: none, or at least one byte.
-        let mut with_data = base_header(kind);
-        with_data.data_len = 1;
-        let mut without = base_header(kind);
-        without.data_len = 0;
+        // The data column: none (no data label), or at least one byte (a label at least).
         if row[2] == "none" {
-            assert!(QueryHeader::from_bytes(&with_data.to_bytes()).is_err());
-            assert!(QueryHeader::from_bytes(&without.to_bytes()).is_ok());
+            assert!(QueryHeader::from_bytes(&header.to_bytes(1)).is_err());
+            assert!(QueryHeader::from_bytes(&header.to_bytes(0)).is_ok());
         } else {
-            assert!(QueryHeader::from_bytes(&with_data.to_bytes()).is_ok());
-            assert!(QueryHeader::from_bytes(&without.to_bytes()).is_err());
+            assert!(QueryHeader::from_bytes(&header.to_bytes(1)).is_ok());
+            assert!(QueryHeader::from_bytes(&header.to_bytes(0)).is_err());
         }
         // The position column: 0, or used.
         let mut positioned = base_header(kind);
         positioned.position = 1;
         assert_eq!(
-            QueryHeader::from_bytes(&positioned.to_bytes()).is_ok(),
+            QueryHeader::from_bytes(&positioned.to_bytes(least_labels(kind))).is_ok(),
             row[3] != "0",
             "{kind:?}: position"
         );
@@ -217,12 +251,11 @@ fn kind_table_matches_the_code() {
         );
     }
     // Every other kind value is refused.
-    for value in 0..16u8 {
-        // With data or without: a known kind parses one way.
-        let parses = [0u8, 1].iter().any(|&len| {
-            let mut b = base_header(QueryKind::Cookie).to_bytes();
-            b[0] = (VERSION << 4) | value;
-            b[HEADER_LEN - 1] = len;
+    for value in 0..8u8 {
+        // With a data label or without: a known kind parses one way.
+        let parses = [0u8, 1].iter().any(|&labels| {
+            let mut b = base_header(QueryKind::Cookie).to_bytes(0);
+            b[0] = (VERSION << 6) | (labels << 3) | value;
             QueryHeader::from_bytes(&b).is_ok()
         });
         assert_eq!(parses, listed.contains(&value), "kind {value}");
@@ -273,7 +306,7 @@ fn tunnel_with_cookie(len: usize, edns: Option<usize>) -> (TunnelClient, u64) {
     let cookie = AnswerPayload {
         status: AnswerStatus::Cookie,
         length: 0,
-        body: vec![9; 6],
+        body: vec![9; 5],
     };
     assert_eq!(
         t.handle_answer(Instant(5), &q.name, Reply::Txt(cookie.to_strings())),
@@ -329,13 +362,23 @@ fn device_behaviour(status: AnswerStatus) {
             let next = header_of(&t.poll_query(Instant(now)).unwrap().name);
             assert_eq!(
                 (next.kind, next.cookie),
-                (QueryKind::LastData, Cookie([9; 6]))
+                (QueryKind::LastData, Cookie([9; 5]))
             );
         }
         AnswerStatus::Probe => {
             for (whole, limit) in [(true, 1232), (false, 512)] {
+                // The probe comes when the first piece of a response leaves polls to do that
+                // larger answers make fewer: 1,700 bytes take 4 polls at 512, 2 at 1,232.
                 let (mut t, now) = tunnel_with_cookie(10, Some(1232));
-                let q = t.poll_query(Instant(now)).unwrap();
+                let last = t.poll_query(Instant(now)).unwrap();
+                assert_eq!(last.kind, QueryKind::LastData);
+                let piece = AnswerPayload {
+                    status: AnswerStatus::Data,
+                    length: 2000,
+                    body: vec![1; 300],
+                };
+                assert_eq!(answer(&mut t, now + 5, &last, &piece), Handled::Accepted);
+                let q = t.poll_query(Instant(now + 20)).unwrap();
                 assert_eq!(q.kind, QueryKind::Probe);
                 let mut n = body_capacity(AnswerLimit::from_bytes(1232).unwrap(), q.name.len() + 2);
                 if !whole {
@@ -346,8 +389,13 @@ fn device_behaviour(status: AnswerStatus) {
                     length: 0,
                     body: probe_filler(n),
                 };
-                assert_eq!(answer(&mut t, now + 5, &q, &filler), Handled::Accepted);
+                assert_eq!(answer(&mut t, now + 25, &q, &filler), Handled::Accepted);
                 assert_eq!(t.answer_limit().bytes(), limit);
+                let poll = header_of(&t.poll_query(Instant(now + 40)).unwrap().name);
+                assert_eq!(
+                    (poll.kind, poll.position, poll.limit.bytes()),
+                    (QueryKind::Poll, 300, limit)
+                );
             }
         }
         AnswerStatus::BadCookie => {
@@ -362,13 +410,13 @@ fn device_behaviour(status: AnswerStatus) {
             let cookie = AnswerPayload {
                 status: AnswerStatus::Cookie,
                 length: 0,
-                body: vec![4; 6],
+                body: vec![4; 5],
             };
             assert_eq!(answer(&mut t, now + 25, &c, &cookie), Handled::Accepted);
             let again = header_of(&t.poll_query(Instant(now + 40)).unwrap().name);
             assert_eq!(
                 (again.kind, again.position, again.attempt, again.cookie),
-                (QueryKind::Data, 0, 1, Cookie([4; 6]))
+                (QueryKind::Data, 0, 1, Cookie([4; 5]))
             );
         }
         AnswerStatus::RateLimited => {
@@ -384,11 +432,11 @@ fn device_behaviour(status: AnswerStatus) {
                 (again.kind, again.position, again.attempt),
                 (QueryKind::Data, 0, 1)
             );
-            // Longer than the longest wait (30 s): the device gives up.
+            // Longer than the longest wait (120 s): the device gives up.
             let (mut t, now) = tunnel_with_cookie(300, None);
             let q = t.poll_query(Instant(now)).unwrap();
             assert_eq!(
-                answer(&mut t, now + 5, &q, &status_only(31)),
+                answer(&mut t, now + 5, &q, &status_only(121)),
                 Handled::Accepted
             );
             assert_eq!(
@@ -424,8 +472,11 @@ fn device_behaviour(status: AnswerStatus) {
                 answer(&mut t, now + 5, &q, &status_only(0)),
                 Handled::Unusable(_)
             ));
-            // At once, after the pacing interval.
-            let again = header_of(&t.poll_query(Instant(now + 10)).unwrap().name);
+            // Not at once: when the query's timeout (1 s for attempt 0) runs out.
+            assert_eq!(t.poll_timeout(), Some(Instant(now + 1000)));
+            assert_eq!(t.poll_query(Instant(now + 999)), None);
+            t.handle_timeout(Instant(now + 1000));
+            let again = header_of(&t.poll_query(Instant(now + 1000)).unwrap().name);
             assert_eq!(
                 (again.kind, again.position, again.attempt),
                 (QueryKind::Data, 0, 1)
@@ -496,7 +547,7 @@ fn name_capacity_matches_the_code() {
         // The formula W(n) as the section writes it.
         for bytes in 0..=255usize {
             let c = (8 * bytes).div_ceil(5);
-            let w = (name.len() + 2) + 30 + c + c.div_ceil(63);
+            let w = (name.len() + 2) + 25 + c + c.div_ceil(63);
             assert_eq!(w, name_wire_len(&zone, bytes), "{name}: W({bytes})");
         }
     }
@@ -508,19 +559,21 @@ fn name_capacity_matches_the_code() {
     let w0 = name_wire_len(&z, 0);
     assert!(prose.contains(&format!("under `zt.test` takes W(0) = {w0} octets")));
     // The longest zone still carries a byte.
-    assert!(prose.contains("leave room for one byte of data: at most 220 characters"));
+    assert!(prose.contains("leave room for one byte of data: at most 225 characters"));
     let longest = format!(
         "{}.{}.{}.{}",
         "a".repeat(63),
         "b".repeat(63),
         "c".repeat(63),
-        "d".repeat(28)
+        "d".repeat(33)
     );
-    assert_eq!(longest.len(), 220);
+    assert_eq!(longest.len(), 225);
     assert_eq!(max_data_per_query(&Zone::new(&longest).unwrap()), 1);
     assert!(Zone::new(&format!("{longest}d")).is_err());
     for needle in [
-        format!("{HEADER_LEN}-byte header (19.3) in base32: {HEADER_LABEL_LEN} characters"),
+        format!(
+            "{HEADER_LEN}-byte header (19.3) in base32: {HEADER_LABEL_LEN} characters (120 bits, no spare bit)"
+        ),
         format!("at most {MAX_NAME_OCTETS} octets on the wire"),
         format!("cut into {MAX_LABEL}-character pieces"),
     ] {
@@ -641,6 +694,24 @@ fn spec_states_the_limits_and_constants() {
         format!("transport number {} (DNS, section 5)", Transport::Dns as u8),
         "The timeout of attempt a is min(first timeout · 2^a, longest timeout)".to_owned(),
         "(6 by default, never more than 16)".to_owned(),
+        // The lazy probe (19.6.2) and the wait after an unusable answer (19.6.5).
+        "and the device has not probed yet, it sends a Probe query with limit L before its first poll"
+            .to_owned(),
+        "A device whose responses all fit the answers to their last chunks, or need one poll whatever the answer size, never probes"
+            .to_owned(),
+        "takes fewer polls in answers of L than in answers of 512 bytes".to_owned(),
+        "it stays outstanding until its timeout runs out".to_owned(),
+        format!(
+            "longest wait (by default {} s:",
+            TunnelConfig::new(zone()).max_rate_wait_ms / 1000
+        ),
+        // The threat model's sizes (19.9).
+        format!(
+            "Tunnel ids are {} bytes.",
+            size_of::<TunnelId>()
+        ),
+        format!("Cookies are {} bits.", 8 * size_of::<Cookie>()),
+        format!("about 2^{} queries on average per tunnel", 8 * size_of::<Cookie>() - 1),
     ] {
         assert!(prose.contains(&needle), "19 lacks `{needle}`");
     }
@@ -739,7 +810,7 @@ fn simulate(m: usize, r: usize, edns: Option<usize>) -> BTreeMap<QueryKind, usiz
             QueryKind::Cookie => AnswerPayload {
                 status: AnswerStatus::Cookie,
                 length: 0,
-                body: vec![1; 6],
+                body: vec![1; 5],
             },
             QueryKind::Probe => AnswerPayload {
                 status: AnswerStatus::Probe,
@@ -788,16 +859,32 @@ fn query_counts_match_the_formula_and_the_tunnel() {
             minimum("zt.test", limit, m, r),
             "{row:?}: minimum"
         );
-        // The tunnel itself: the formula's queries, one cookie request, a probe with EDNS.
+        // The tunnel itself: the formula's queries, one cookie request, and with EDNS a probe
+        // if the rest after the answer to the last chunk (cut at 512 bytes: the probe comes
+        // after it) takes fewer polls at the EDNS size than at 512.
         let edns = (limit_bytes != 512).then_some(limit_bytes);
         let counts = simulate(m, r, edns);
+        let d = max_data_per_query(&z);
+        let first_at_512 = body_capacity(
+            AnswerLimit::CLASSIC,
+            name_wire_len(&z, m - (m.div_ceil(d) - 1) * d),
+        );
+        let rest = r.saturating_sub(first_at_512);
+        let polls = |limit: usize| {
+            let poll = body_capacity(
+                AnswerLimit::from_bytes(limit).unwrap(),
+                name_wire_len(&z, 0),
+            );
+            rest.div_ceil(poll)
+        };
+        let probes = edns.filter(|&l| polls(l) < polls(512)).map(|_| 1);
         let moved: usize = [QueryKind::Data, QueryKind::LastData, QueryKind::Poll]
             .iter()
             .map(|k| counts.get(k).copied().unwrap_or(0))
             .sum();
         assert_eq!(moved, ours, "{row:?}: the tunnel's queries");
         assert_eq!(counts.get(&QueryKind::Cookie), Some(&1));
-        assert_eq!(counts.get(&QueryKind::Probe).copied(), edns.map(|_| 1));
+        assert_eq!(counts.get(&QueryKind::Probe).copied(), probes);
         if row[0].starts_with("hello") || row[0].starts_with("credential request") {
             session.0 += ours;
             session.1 += number(&row[5]);
@@ -811,6 +898,8 @@ fn query_counts_match_the_formula_and_the_tunnel() {
             session.1
         ),
         format!("({d} bytes a query instead of {u})"),
+        "one probe the first time a response needs fewer polls at its EDNS size than at 512 bytes"
+            .to_owned(),
         format!("(the largest n with W'(n) ≤ 255: {u} under `zt.test`)"),
     ] {
         assert!(prose.contains(&needle), "19 lacks `{needle}`");

@@ -7,8 +7,9 @@
 //! `TunnelClient`'s rules, one test per rule, against a fake server written here with the
 //! public framing only (`Query::classify`, `TunnelRecord`, `AnswerPayload`): the cookie
 //! first, a name no cache has seen for every query, timeouts doubling up to the attempts
-//! allowed, pacing, forged or late answers ignored, unusable answers asked again, the server's
-//! refusals, the EDNS probe, responses in pieces, and a new tunnel after 16 messages.
+//! allowed, pacing, forged or late answers ignored, unusable answers asked again once the
+//! query's timeout has passed, the server's refusals, the EDNS probe (only when a response
+//! needs polls), responses in pieces, and a new tunnel after 16 messages.
 
 use std::collections::{HashMap, HashSet};
 
@@ -27,8 +28,8 @@ fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
-/// The defaults: no EDNS, 1 s first timeout up to 8 s, 6 attempts, 10 ms pacing, 30 s of rate
-/// limiting at most.
+/// The defaults: no EDNS, 1 s first timeout up to 8 s, 6 attempts, 10 ms pacing, 120 s of
+/// rate limiting at most.
 fn config() -> TunnelConfig {
     TunnelConfig::new(zone())
 }
@@ -62,7 +63,7 @@ fn respond(message: &[u8], extra: usize) -> Vec<u8> {
 /// the responses by tunnel and message.
 struct FakeServer {
     zone: Zone,
-    cookie: [u8; 6],
+    cookie: [u8; 5],
     records: HashMap<TunnelId, TunnelRecord>,
     responses: HashMap<(TunnelId, u8), Vec<u8>>,
     /// Bytes added to each response (see [`respond`]).
@@ -75,7 +76,7 @@ impl FakeServer {
     fn new() -> FakeServer {
         FakeServer {
             zone: zone(),
-            cookie: [0xc0, 0x0c, 0x1e, 0x01, 0x02, 0x03],
+            cookie: [0xc0, 0x0c, 0x1e, 0x01, 0x02],
             records: HashMap::new(),
             responses: HashMap::new(),
             extra: 0,
@@ -506,7 +507,7 @@ fn an_answer_for_another_name_is_not_outstanding() {
         AnswerPayload {
             status: AnswerStatus::Cookie,
             length: 0,
-            body: vec![6; 6],
+            body: vec![6; 5],
         }
         .to_strings(),
     );
@@ -557,7 +558,8 @@ type Expected = fn(&Handled) -> bool;
 
 /// An answer to the outstanding query that cannot be used (TXT strings that do not decode, no
 /// record, a resolver error, a status the query does not expect, a cookie of the wrong length)
-/// is reported and the query is sent again under its next attempt.
+/// is reported, and once the query's timeout has passed it is sent again under its next
+/// attempt.
 #[test]
 fn a_malformed_txt_is_unusable_and_the_query_is_resent() {
     let mut w = World::new(TunnelConfig {
@@ -601,28 +603,33 @@ fn a_malformed_txt_is_unusable_and_the_query_is_resent() {
                 AnswerPayload {
                     status: AnswerStatus::Cookie,
                     length: 0,
-                    body: vec![1; 5],
+                    body: vec![1; 6],
                 }
                 .to_strings(),
             ),
             |h| *h == Handled::Unusable(AnswerProblem::Inconsistent),
         ),
     ];
+    let mut sent_at = 0;
     for (attempt, (reply, expected)) in cases.into_iter().enumerate() {
-        let q = w.next_query();
+        let q = w.tunnel.poll_query(Instant(sent_at)).expect("due");
+        w.names.push(q.name.clone());
         let h = header(&q);
         assert_eq!(
             (h.kind, usize::from(h.attempt)),
             (QueryKind::Cookie, attempt)
         );
+        w.now = sent_at;
         let handled = w.deliver(&q, reply);
         assert!(expected(&handled), "attempt {attempt}: {handled:?}");
-        assert_eq!(
-            w.tunnel.poll_timeout(),
-            Some(Instant(attempt as u64 * 10 + 10))
-        );
-        w.now = attempt as u64 * 10 + 10;
+        let deadline = sent_at + (1000u64 << attempt.min(3));
+        assert_eq!(w.tunnel.poll_timeout(), Some(Instant(deadline)));
+        w.tunnel.handle_timeout(Instant(deadline - 1));
+        assert_eq!(w.tunnel.poll_query(Instant(deadline - 1)), None);
+        w.tunnel.handle_timeout(Instant(deadline));
+        sent_at = deadline;
     }
+    w.now = sent_at;
     assert_eq!(w.tunnel.stats().cookies, 0);
     // The tenth attempt is answered: the message goes on.
     assert_eq!(w.run(), TunnelEvent::Response(respond(b"hello", 0)));
@@ -645,7 +652,7 @@ fn bad_cookie_fetches_a_new_cookie_then_the_interrupted_query_resumes() {
     let msg = message(3 * chunk_len(), 3);
     w.send(&msg);
     let q = w.until(QueryKind::Data, 1);
-    w.server.cookie = [9; 6];
+    w.server.cookie = [9; 5];
     let bad = w.server.reply(&q.name);
     assert_eq!(bad, status_reply(AnswerStatus::BadCookie, 0));
     assert_eq!(w.deliver(&q, bad), Handled::Accepted);
@@ -656,7 +663,7 @@ fn bad_cookie_fetches_a_new_cookie_then_the_interrupted_query_resumes() {
     let resumed = w.next_query();
     let h = header(&resumed);
     assert_eq!((h.kind, h.position, h.attempt), (QueryKind::Data, 1, 1));
-    assert_eq!(h.cookie, Cookie([9; 6]));
+    assert_eq!(h.cookie, Cookie([9; 5]));
     assert_eq!(w.answer(&resumed), Handled::Accepted);
     assert_eq!(w.run(), TunnelEvent::Response(respond(&msg, 0)));
     assert_eq!(w.tunnel.stats().cookies, 2);
@@ -667,7 +674,7 @@ fn bad_cookie_fetches_a_new_cookie_then_the_interrupted_query_resumes() {
     let mut w = World::new(config());
     w.send(&msg);
     let q = w.until(QueryKind::Data, 1);
-    w.server.cookie = [10; 6];
+    w.server.cookie = [10; 5];
     assert_eq!(w.answer(&q), Handled::Accepted);
     let c = w.next_query();
     assert_eq!(header(&c).kind, QueryKind::Cookie);
@@ -680,7 +687,7 @@ fn bad_cookie_fetches_a_new_cookie_then_the_interrupted_query_resumes() {
     let resumed = w.next_query();
     assert_eq!(header(&resumed).kind, QueryKind::Data);
     assert_eq!(header(&resumed).position, 1);
-    assert_eq!(header(&resumed).cookie, Cookie([10; 6]));
+    assert_eq!(header(&resumed).cookie, Cookie([10; 5]));
     assert_eq!(w.answer(&resumed), Handled::Accepted);
     assert_eq!(w.run(), TunnelEvent::Response(respond(&msg, 0)));
     assert!(
@@ -695,7 +702,7 @@ fn bad_cookie_fetches_a_new_cookie_then_the_interrupted_query_resumes() {
     w.server.extra = 2000;
     w.send(b"poll me");
     let q = w.until_where(|h| h.kind == QueryKind::Poll);
-    w.server.cookie = [8; 6];
+    w.server.cookie = [8; 5];
     assert_eq!(w.answer(&q), Handled::Accepted);
     let c = w.next_query();
     assert_eq!(c.kind, QueryKind::Cookie);
@@ -723,14 +730,16 @@ fn rate_limited_waits_the_given_seconds() {
     let h = header(&again);
     assert_eq!((h.kind, h.position, h.attempt), (QueryKind::Data, 0, 1));
 
-    // At most max_rate_wait_ms (30 s by default): 30 s is waited, 31 s fails.
+    // At most max_rate_wait_ms (120 s by default: a device waits out the server's one-minute
+    // window): 120 s is waited, 121 s fails.
+    assert_eq!(TunnelConfig::new(zone()).max_rate_wait_ms, 120_000);
     let limited = |s| status_reply(AnswerStatus::RateLimited, s);
     w.now = t + 3000;
-    assert_eq!(w.deliver(&again, limited(30)), Handled::Accepted);
-    assert_eq!(w.tunnel.poll_timeout(), Some(Instant(w.now + 30_000)));
-    w.now += 30_000;
+    assert_eq!(w.deliver(&again, limited(120)), Handled::Accepted);
+    assert_eq!(w.tunnel.poll_timeout(), Some(Instant(w.now + 120_000)));
+    w.now += 120_000;
     let q = w.next_query();
-    assert_eq!(w.deliver(&q, limited(31)), Handled::Accepted);
+    assert_eq!(w.deliver(&q, limited(121)), Handled::Accepted);
     assert_eq!(
         w.tunnel.poll_event(),
         Some(TunnelEvent::Failed(TunnelFailure::RateLimited))
@@ -829,7 +838,8 @@ fn edns_config() -> TunnelConfig {
     }
 }
 
-/// Runs to the probe and returns it and the fake server's whole answer.
+/// Runs to the probe and returns it and the fake server's whole answer. The server's
+/// responses must need polls (`w.server.extra`), or no probe comes.
 fn probe(w: &mut World, message: &[u8]) -> (OutgoingQuery, AnswerPayload) {
     w.send(message);
     let q = w.until(QueryKind::Probe, 0);
@@ -841,13 +851,32 @@ fn probe(w: &mut World, message: &[u8]) -> (OutgoingQuery, AnswerPayload) {
     (q, AnswerPayload::from_strings(&strings).unwrap())
 }
 
-/// With `edns_limit` 1232, after the cookie a probe asks for an answer of 1232 bytes; when it
-/// comes whole, later queries ask for 1232-byte answers.
+/// The kinds of the queries the server read, in order.
+fn kinds_seen(w: &World) -> Vec<QueryKind> {
+    w.server.seen.iter().map(|q| q.header.kind).collect()
+}
+
+/// Body bytes of an answer to a poll under the test zone at `limit` bytes.
+fn poll_capacity(limit: usize) -> usize {
+    body_capacity(
+        AnswerLimit::from_bytes(limit).unwrap(),
+        name::name_wire_len(&zone(), 0),
+    )
+}
+
+/// With `edns_limit` 1232, the first response that needs polls calls for a probe with a
+/// 1232-byte limit, sent before the first poll; when its answer comes whole, the polls ask for
+/// 1232-byte answers.
 #[test]
 fn a_whole_probe_answer_raises_the_answer_limit() {
     let mut w = World::new(edns_config());
     w.server.extra = 5000;
     let (q, whole) = probe(&mut w, b"hello");
+    assert_eq!(
+        kinds_seen(&w),
+        [QueryKind::Cookie, QueryKind::LastData, QueryKind::Probe],
+        "the cookie, then the data: the probe waits for a response that needs it"
+    );
     assert_eq!(
         whole.body.len(),
         body_capacity(AnswerLimit::from_bytes(1232).unwrap(), q.name.len() + 2)
@@ -857,32 +886,151 @@ fn a_whole_probe_answer_raises_the_answer_limit() {
         Handled::Accepted
     );
     assert_eq!(w.tunnel.answer_limit().bytes(), 1232);
+    let last = &w.server.seen[1];
+    let first_piece = body_capacity(
+        AnswerLimit::CLASSIC,
+        last.to_name(&zone()).unwrap().len() + 2,
+    );
     let q = w.next_query();
-    assert_eq!(header(&q).kind, QueryKind::LastData);
+    assert_eq!(header(&q).kind, QueryKind::Poll);
+    assert_eq!(usize::from(header(&q).position), first_piece);
     assert_eq!(header(&q).limit.bytes(), 1232);
     assert_eq!(w.answer(&q), Handled::Accepted);
     assert_eq!(w.run(), TunnelEvent::Response(respond(b"hello", 5000)));
-    let polls = w
-        .server
-        .seen
+    let polls = kinds_seen(&w)
         .iter()
-        .filter(|q| q.header.kind == QueryKind::Poll)
+        .filter(|&&k| k == QueryKind::Poll)
         .count();
-    assert_eq!(polls, 4, "5,005 bytes in pieces of about 1,100");
-    // Not probed again for the next message.
-    w.send(b"again");
-    assert_eq!(w.next_query().kind, QueryKind::LastData);
+    assert_eq!(
+        polls,
+        (5005 - first_piece).div_ceil(poll_capacity(1232)),
+        "pieces of about 1,100 bytes"
+    );
+    // Not probed again: the next response that needs polls is polled at once, at 1232.
+    let before = w.server.seen.len();
+    assert_eq!(
+        w.exchange(b"again"),
+        TunnelEvent::Response(respond(b"again", 5000))
+    );
+    let next = &w.server.seen[before..];
+    assert_eq!(next[0].header.kind, QueryKind::LastData);
+    assert_eq!(next[0].header.limit.bytes(), 1232);
+    assert!(next[1..].iter().all(|q| q.header.kind == QueryKind::Poll));
     // Without edns_limit, no probe.
     let mut w = World::new(config());
-    w.send(b"hello");
-    let c = w.next_query();
-    assert_eq!(c.kind, QueryKind::Cookie);
-    assert_eq!(w.answer(&c), Handled::Accepted);
-    assert_eq!(w.next_query().kind, QueryKind::LastData);
+    w.server.extra = 5000;
+    assert_eq!(
+        w.exchange(b"hello"),
+        TunnelEvent::Response(respond(b"hello", 5000))
+    );
+    assert!(!kinds_seen(&w).contains(&QueryKind::Probe));
+    assert!(
+        w.server
+            .seen
+            .iter()
+            .all(|q| q.header.limit == AnswerLimit::CLASSIC)
+    );
+}
+
+/// The probe goes out only when it can save queries: when the first piece of a response says
+/// the response is longer than the piece and the rest takes fewer polls in answers of
+/// `edns_limit` than of 512 bytes, before the first poll. A device whose responses all fit the
+/// answers to their last chunks (or need one poll at any size) never probes, however many
+/// messages it sends.
+#[test]
+fn the_probe_is_sent_only_when_a_response_needs_polls() {
+    let mut w = World::new(edns_config());
+    // One chunk or several, the response (as long as the message) in the last chunk's answer.
+    let lengths = [10, 40, 100, chunk_len() + 5, 2 * chunk_len() + 5];
+    for (m, len) in lengths.into_iter().enumerate() {
+        let msg = message(len, m as u8);
+        assert_eq!(w.exchange(&msg), TunnelEvent::Response(respond(&msg, 0)));
+    }
+    assert!(kinds_seen(&w).contains(&QueryKind::Data));
+    assert!(!kinds_seen(&w).contains(&QueryKind::Probe));
+    assert!(!kinds_seen(&w).contains(&QueryKind::Poll));
+    assert_eq!(
+        kinds_seen(&w)[..2],
+        [QueryKind::Cookie, QueryKind::LastData]
+    );
+    assert_eq!(w.tunnel.answer_limit(), AnswerLimit::CLASSIC);
+    // A response that fits exactly the answer to its last chunk: still no probe.
+    let msg = message(40, 5);
+    let q = Query {
+        header: QueryHeader {
+            kind: QueryKind::LastData,
+            tunnel: w.tunnel.tunnel(),
+            cookie: Cookie(w.server.cookie),
+            message: 5,
+            attempt: 0,
+            position: 0,
+            limit: AnswerLimit::CLASSIC,
+        },
+        data: msg.clone(),
+    };
+    let fits = body_capacity(AnswerLimit::CLASSIC, q.to_name(&zone()).unwrap().len() + 2);
+    w.server.extra = fits - msg.len();
+    assert_eq!(
+        w.exchange(&msg),
+        TunnelEvent::Response(respond(&msg, fits - msg.len()))
+    );
+    assert!(!kinds_seen(&w).contains(&QueryKind::Probe));
+    // One byte more needs a poll, and as many bytes more as a 512-byte poll holds need one
+    // too: one poll whatever the answer size, so no probe (it would cost a query and save
+    // none).
+    for (m, rest) in [(6u8, 1), (7, poll_capacity(512))] {
+        let before = w.server.seen.len();
+        let msg = message(40, m);
+        w.server.extra = fits - msg.len() + rest;
+        assert_eq!(
+            w.exchange(&msg),
+            TunnelEvent::Response(respond(&msg, fits - msg.len() + rest))
+        );
+        assert_eq!(
+            kinds_seen(&w)[before..],
+            [QueryKind::LastData, QueryKind::Poll],
+            "{rest} bytes after the first piece"
+        );
+    }
+    assert_eq!(w.tunnel.answer_limit(), AnswerLimit::CLASSIC);
+    // One byte more than that takes two polls at 512 bytes and one at 1,232: the probe goes
+    // first, in the same message, before the first poll; the poll asks for 1,232 bytes.
+    let before = w.server.seen.len();
+    let msg = message(40, 8);
+    let rest = poll_capacity(512) + 1;
+    assert!(rest <= poll_capacity(1232));
+    w.server.extra = fits - msg.len() + rest;
+    assert_eq!(
+        w.exchange(&msg),
+        TunnelEvent::Response(respond(&msg, fits - msg.len() + rest))
+    );
+    let kinds: Vec<QueryKind> = kinds_seen(&w)[before..].to_vec();
+    assert_eq!(
+        kinds,
+        [QueryKind::LastData, QueryKind::Probe, QueryKind::Poll]
+    );
+    let probe = &w.server.seen[before + 1].header;
+    assert_eq!((probe.message, probe.position), (8, 0));
+    assert_eq!(w.tunnel.answer_limit().bytes(), 1232);
+    assert_eq!(w.server.seen[before + 2].header.limit.bytes(), 1232);
+    // Later responses that need polls are polled without another probe.
+    w.server.extra = 3000;
+    let before = w.server.seen.len();
+    let msg = message(3 * chunk_len(), 9);
+    assert_eq!(w.exchange(&msg), TunnelEvent::Response(respond(&msg, 3000)));
+    assert!(!kinds_seen(&w)[before..].contains(&QueryKind::Probe));
+    assert_eq!(
+        kinds_seen(&w)
+            .iter()
+            .filter(|&&k| k == QueryKind::Probe)
+            .count(),
+        1
+    );
+    assert_unique(&w.names);
 }
 
 /// A probe answer that is cut or changed, or that comes back truncated, keeps answers within
-/// 512 bytes, and the message goes on.
+/// 512 bytes, and the response is polled on.
 #[test]
 fn a_cut_or_truncated_probe_keeps_512() {
     let spoil: [fn(&mut AnswerPayload) -> Option<Reply>; 4] = [
@@ -902,42 +1050,51 @@ fn a_cut_or_truncated_probe_keeps_512() {
     ];
     for spoil in spoil {
         let mut w = World::new(edns_config());
+        w.server.extra = 1000;
         let (q, mut payload) = probe(&mut w, b"hello");
         let reply = spoil(&mut payload).unwrap_or(Reply::Txt(payload.to_strings()));
         assert_eq!(w.deliver(&q, reply), Handled::Accepted);
         assert_eq!(w.tunnel.answer_limit(), AnswerLimit::CLASSIC);
         let q = w.next_query();
-        assert_eq!(header(&q).kind, QueryKind::LastData);
+        assert_eq!(header(&q).kind, QueryKind::Poll);
         assert_eq!(header(&q).limit, AnswerLimit::CLASSIC);
         assert_eq!(w.answer(&q), Handled::Accepted);
-        assert_eq!(
-            w.tunnel.poll_event(),
-            Some(TunnelEvent::Response(respond(b"hello", 0)))
+        assert_eq!(w.run(), TunnelEvent::Response(respond(b"hello", 1000)));
+        assert!(
+            w.server.seen.iter().all(
+                |q| q.header.kind == QueryKind::Probe || q.header.limit == AnswerLimit::CLASSIC
+            )
         );
     }
 }
 
-/// Two probes without an answer: large answers do not arrive; the tunnel goes on with 512.
+/// Two probes without an answer: large answers do not arrive; the tunnel polls on with 512.
 #[test]
 fn two_unanswered_probes_fall_back_to_512() {
+    let expected = [
+        QueryKind::Cookie,
+        QueryKind::LastData,
+        QueryKind::Probe,
+        QueryKind::Probe,
+        QueryKind::Poll,
+    ];
     let mut w = World::new(edns_config());
+    w.server.extra = 1000;
     w.send(b"hello");
     let event = w.run_with(&mut |q, r| (q.kind != QueryKind::Probe).then_some(r));
-    assert_eq!(event, TunnelEvent::Response(respond(b"hello", 0)));
+    assert_eq!(event, TunnelEvent::Response(respond(b"hello", 1000)));
     assert_eq!(w.tunnel.answer_limit(), AnswerLimit::CLASSIC);
     let kinds: Vec<QueryKind> = w.names.iter().map(|n| parse(n).header.kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            QueryKind::Cookie,
-            QueryKind::Probe,
-            QueryKind::Probe,
-            QueryKind::LastData
-        ]
+    assert_eq!(kinds[..5], expected);
+    assert!(kinds[5..].iter().all(|&k| k == QueryKind::Poll));
+    assert!(
+        w.names[4..]
+            .iter()
+            .all(|n| parse(n).header.limit == AnswerLimit::CLASSIC)
     );
-    assert_eq!(parse(&w.names[3]).header.limit, AnswerLimit::CLASSIC);
-    // The same when the resolver fails them instead.
+    // The same when the resolver fails them instead (each waits out its timeout).
     let mut w = World::new(edns_config());
+    w.server.extra = 1000;
     w.send(b"hello");
     let event = w.run_with(&mut |q, r| {
         Some(if q.kind == QueryKind::Probe {
@@ -946,8 +1103,81 @@ fn two_unanswered_probes_fall_back_to_512() {
             r
         })
     });
-    assert_eq!(event, TunnelEvent::Response(respond(b"hello", 0)));
-    assert_eq!(w.names.len(), 4);
+    assert_eq!(event, TunnelEvent::Response(respond(b"hello", 1000)));
+    let kinds: Vec<QueryKind> = w.names.iter().map(|n| parse(n).header.kind).collect();
+    assert_eq!(kinds[..5], expected);
+    assert!(
+        w.now >= 1000 + 2000,
+        "both probes waited out their timeouts"
+    );
+}
+
+/// An unusable answer (here SERVFAIL, the resolver's quickest failure) does not send the query
+/// again at once: the query stays outstanding until the deadline it had, then goes with the
+/// next attempt. Six SERVFAILs take the six timeouts (1 + 2 + 4 + 8 + 8 s), not the time six
+/// answers take; a usable answer that comes after an unusable one before the deadline is
+/// taken.
+#[test]
+fn an_unusable_answer_waits_for_the_timeout_before_the_retry() {
+    let mut w = World::new(config());
+    w.send(b"hello");
+    let mut sent = Vec::new();
+    let event = loop {
+        if let Some(event) = w.tunnel.poll_event() {
+            break event;
+        }
+        let Some(q) = w.try_next_query() else {
+            continue;
+        };
+        sent.push(w.now);
+        assert_eq!(
+            w.deliver(&q, Reply::ServerFailure),
+            Handled::Unusable(AnswerProblem::NoRecord)
+        );
+        assert_eq!(w.tunnel.poll_query(Instant(w.now + 100)), None);
+    };
+    assert_eq!(event, TunnelEvent::Failed(TunnelFailure::Timeout));
+    assert_eq!(sent, [0, 1000, 3000, 7000, 15_000, 23_000]);
+    assert_eq!(w.now, 31_000);
+    assert_eq!(w.tunnel.stats().retries, 5);
+    assert_unique(&w.names);
+
+    // Every kind of unusable answer waits alike: a malformed TXT, a status the query does
+    // not expect (NoResponse to a poll), a piece that does not continue the response.
+    let mut w = World::new(config());
+    w.server.extra = 1000;
+    w.send(b"hello");
+    let poll = w.until_where(|h| h.kind == QueryKind::Poll);
+    let sent_at = w.now;
+    let unusable = [
+        Reply::Txt(vec![vec![0xee; 3]]),
+        status_reply(AnswerStatus::NoResponse, 0),
+        Reply::Txt(
+            AnswerPayload {
+                status: AnswerStatus::Data,
+                length: 7,
+                body: vec![1; 3],
+            }
+            .to_strings(),
+        ),
+        Reply::NoData,
+    ];
+    for reply in unusable {
+        assert!(matches!(w.deliver(&poll, reply), Handled::Unusable(_)));
+        assert_eq!(w.tunnel.poll_timeout(), Some(Instant(sent_at + 1000)));
+        assert_eq!(w.tunnel.poll_query(Instant(sent_at + 999)), None);
+    }
+    // The query's own answer, after those and before the deadline, is taken: the query was
+    // still outstanding.
+    assert_eq!(w.answer(&poll), Handled::Accepted);
+    let next = w.next_query();
+    assert!(w.now < sent_at + 1000);
+    assert_eq!(
+        (header(&next).kind, header(&next).attempt),
+        (QueryKind::Poll, 0)
+    );
+    assert_eq!(w.answer(&next), Handled::Accepted);
+    assert_eq!(w.run(), TunnelEvent::Response(respond(b"hello", 1000)));
 }
 
 /// A piece of the response that does not continue it (another total, more bytes than the

@@ -181,9 +181,9 @@ impl DnsExchange {
         }
     }
 
-    /// Sends `query` over UDP and waits for its answer until the tunnel's deadline; a
-    /// truncated answer is asked again over TCP (except for a probe, whose point is to learn
-    /// whether large answers arrive over UDP).
+    /// Sends `query` over UDP and waits for its answer until the tunnel's deadline (past an
+    /// unusable one too); a truncated answer is asked again over TCP (except for a probe, whose
+    /// point is to learn whether large answers arrive over UDP).
     async fn ask(
         &mut self,
         resolver: SocketAddr,
@@ -245,6 +245,12 @@ impl DnsExchange {
             let now = self.now();
             match self.tunnel.handle_answer(now, &query.name, reply) {
                 Handled::Accepted => {}
+                Handled::Unusable(problem) => {
+                    // The query stays outstanding until its deadline: a usable answer may
+                    // still come (an unusable one may be forged), and the retry waits anyway.
+                    debug!(?problem, "answer not used");
+                    continue;
+                }
                 other => debug!(?other, "answer not used"),
             }
             return Ok(());

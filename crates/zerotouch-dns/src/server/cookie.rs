@@ -2,7 +2,7 @@
 //! root secret that every server process reads from the store.
 //!
 //! `K_e = HMAC-SHA256(root, "zerotouch-dns epoch" || e)` with `e = now_ms / 3,600,000` as a
-//! big-endian u64, and the cookie is the first 6 bytes of
+//! big-endian u64, and the cookie is the first 5 bytes of
 //! `HMAC-SHA256(K_e, "zerotouch-dns cookie v1" || tunnel id)`. A cookie of the current or the
 //! previous epoch is accepted, so one lives between one and two hours.
 
@@ -70,8 +70,8 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 fn cookie_in(root: &[u8; ROOT_LEN], epoch: u64, tunnel: TunnelId) -> Cookie {
     let key = hmac(root, &[b"zerotouch-dns epoch", &epoch.to_be_bytes()]);
     let tag = hmac(&key, &[b"zerotouch-dns cookie v1", &tunnel.0]);
-    let mut cookie = [0u8; 6];
-    if let Some(head) = tag.get(..6) {
+    let mut cookie = [0u8; 5];
+    if let Some(head) = tag.get(..5) {
         cookie.copy_from_slice(head);
     }
     Cookie(cookie)
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn cookies_live_one_to_two_epochs() {
         let root = [7u8; ROOT_LEN];
-        let tunnel = TunnelId([1, 2, 3, 4, 5, 6]);
+        let tunnel = TunnelId([1, 2, 3, 4, 5]);
         let t = Instant(10 * EPOCH_MS + 5);
         let cookie = CookieJar::cookie(&root, t, tunnel);
         assert!(CookieJar::accepts(&root, t, tunnel, cookie));
@@ -172,7 +172,7 @@ mod tests {
             tunnel,
             cookie
         ));
-        assert!(!CookieJar::accepts(&root, t, TunnelId([0; 6]), cookie));
+        assert!(!CookieJar::accepts(&root, t, TunnelId([0; 5]), cookie));
         assert!(!CookieJar::accepts(&[8u8; ROOT_LEN], t, tunnel, cookie));
     }
 
@@ -180,12 +180,12 @@ mod tests {
     #[test]
     fn cookies_match_the_vectors() {
         let root: [u8; 32] = Sha256::digest(b"zerotouch test vector dns cookie root").into();
-        let tunnel = TunnelId([0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6]);
+        let tunnel = TunnelId([0xa1, 0xb2, 0xc3, 0xd4, 0xe5]);
         let now = Instant(1_790_000_000_000);
         assert_eq!(now.0 / EPOCH_MS, 497_222);
         let cookie = CookieJar::cookie(&root, now, tunnel);
-        assert_eq!(cookie.0, [0xef, 0x17, 0x41, 0x8b, 0xfe, 0x29]);
-        let previous = Cookie([0x2b, 0x95, 0xb5, 0x88, 0xcf, 0x99]);
+        assert_eq!(cookie.0, [0x3a, 0xe4, 0xaa, 0x3b, 0x4e]);
+        let previous = Cookie([0x0d, 0x29, 0x84, 0x73, 0x0d]);
         assert_eq!(cookie_in(&root, 497_221, tunnel), previous);
         assert!(CookieJar::accepts(&root, now, tunnel, previous));
     }
