@@ -7,6 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use zerotouch_dns::header::HEADER_LEN;
 use zerotouch_dns::{AnswerPayload, NameKind, Query, TunnelRecord, Zone};
 
 const ZONE: &str = "zt.example.com";
@@ -57,9 +58,12 @@ fuzz_target!(|data: &[u8]| {
     check_name(&text, &zone);
     check_name(&format!("{text}.{ZONE}"), &zone);
 
-    // The input's bytes as a header (the first 18) and data, in base32 labels of 63
-    // characters; the byte after the header picks a case flip and an outer label cut.
-    if let Some((header, rest)) = data.split_first_chunk::<18>() {
+    // The input's bytes as a header (the first 15) and data, in base32 labels of 63
+    // characters; the byte after the header picks a case flip, an outer label cut, and
+    // whether the header's count of data labels (bits 5-3 of its first byte) is set to the
+    // labels the name ends up with, so that whole queries come often.
+    if let Some((header, rest)) = data.split_first_chunk::<HEADER_LEN>() {
+        let mut header = *header;
         let (flags, payload) = rest.split_first().map_or((0, &[][..]), |(f, p)| (*f, p));
         let encoded = base32(payload);
         let mut labels: Vec<&str> = Vec::new();
@@ -74,12 +78,16 @@ fuzz_target!(|data: &[u8]| {
         } else {
             labels.len()
         };
+        if flags & 0x20 != 0 {
+            let count = u8::try_from(keep.min(7)).unwrap_or(7);
+            header[0] = (header[0] & !0x38) | (count << 3);
+        }
         let mut name = String::new();
         for label in labels[..keep].iter().rev() {
             name.push_str(label);
             name.push('.');
         }
-        name.push_str(&base32(header));
+        name.push_str(&base32(&header));
         name.push('.');
         name.push_str(ZONE);
         if flags & 0x40 != 0 {

@@ -2,8 +2,9 @@
 //! series of operations (let time pass, answer the outstanding query with a payload of any
 //! status, length and body, with arbitrary TXT strings or with a resolver's error, answer
 //! another name, send a new message). The tunnel may not panic, every name it sends is a whole
-//! query under the zone that fits 255 octets and is never sent twice (in any case), and it has
-//! a deadline exactly while it is busy.
+//! query under the zone that fits 255 octets and is never sent twice (in any case), it has a
+//! deadline exactly while it is busy, and an unusable answer never sends the query again
+//! before its deadline.
 #![no_main]
 
 use std::collections::HashSet;
@@ -13,8 +14,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use zerotouch_core::Instant;
 use zerotouch_dns::{
-    AnswerLimit, AnswerPayload, AnswerStatus, NameKind, OutgoingQuery, Query, Reply, TunnelClient,
-    TunnelConfig, Zone,
+    AnswerLimit, AnswerPayload, AnswerStatus, Handled, NameKind, OutgoingQuery, Query, Reply,
+    TunnelClient, TunnelConfig, Zone,
 };
 
 /// Reads the input a byte at a time; zeros once it runs out.
@@ -139,7 +140,12 @@ fuzz_target!(|data: &[u8]| {
             (Some(q), false) => q.name.to_ascii_uppercase(),
             _ => "a.zt.example.com".to_owned(),
         };
-        let _ = tunnel.handle_answer(Instant(now), &name, reply);
+        let handled = tunnel.handle_answer(Instant(now), &name, reply);
+        if matches!(handled, Handled::Unusable(_)) {
+            // The query stays outstanding until its deadline: nothing goes out now.
+            assert!(tunnel.poll_timeout().is_some_and(|d| d > Instant(now)));
+            assert_eq!(tunnel.poll_query(Instant(now)), None);
+        }
         while tunnel.poll_event().is_some() {}
         assert_eq!(tunnel.is_busy(), tunnel.poll_timeout().is_some());
         if !tunnel.is_busy() {
