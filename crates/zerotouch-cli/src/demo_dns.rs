@@ -66,13 +66,13 @@ impl DnsCost {
     }
 }
 
-/// The DNS client, printing what each message cost in queries and bytes, and after the
-/// first, the answer size the EDNS probe settled on.
+/// The DNS client, printing what each message cost in queries and bytes, and the answer size
+/// an EDNS probe settled on when one was sent (only when a response needs polls it would
+/// spare).
 struct Tally<'a, 'x> {
     inner: &'x mut DnsExchange,
     out: Option<&'a Output>,
     advertised: usize,
-    probe_told: bool,
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -89,19 +89,18 @@ impl Tally<'_, '_> {
                 "{} through the resolver ({}{}), {} B up, {} B down",
                 plural(now.queries - wire.queries, "query", "queries"),
                 plural(now_tunnel.retries - tunnel.retries, "retry", "retries"),
-                if opened && !self.probe_told {
-                    "; a new tunnel: its cookie request and the EDNS probe among them"
-                } else if opened {
-                    "; a new tunnel: its cookie request among them"
-                } else {
-                    ""
+                match (opened, now_tunnel.probes > tunnel.probes) {
+                    (true, true) =>
+                        "; a new tunnel: its cookie request and an EDNS probe among them",
+                    (true, false) => "; a new tunnel: its cookie request among them",
+                    (false, true) => "; an EDNS probe among them",
+                    (false, false) => "",
                 },
                 now.query_bytes - wire.query_bytes,
                 now.answer_bytes - wire.answer_bytes,
             ),
         );
-        if answered && !self.probe_told {
-            self.probe_told = true;
+        if answered && now_tunnel.probes > tunnel.probes {
             let limit = self.inner.tunnel().answer_limit().bytes();
             out.step(
                 "dns",
@@ -162,7 +161,6 @@ pub async fn run_device_over_dns(
         inner: &mut dns,
         out,
         advertised,
-        probe_told: false,
     };
     let link = Link {
         exchange: &mut tally,

@@ -1228,3 +1228,69 @@ fn the_handler_never_panics() {
         })
         .unwrap();
 }
+
+/// A resolver re-sends a query after ~50 ms; the copy of a credential request's last chunk
+/// that arrives while the first is still inside the setup service gets the same response,
+/// not a replay refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_last_chunk_copy_arriving_during_its_handling_gets_the_same_response() {
+    for round in 0..6u64 {
+        let world = World::new().await;
+        let handler = Arc::new(world.handler(&config()));
+        let mut tunnel = TunnelClient::new(
+            TunnelConfig::new(zone()),
+            &mut ChaCha20Rng::seed_from_u64(round),
+        );
+        let (mut device, hello) = hello();
+        let mut clock = T0;
+        let ask_handler = |name: String, now: Instant| {
+            let handler = Arc::clone(&handler);
+            async move { reply_of(handler.answer(&name, RecordType::TXT, CLIENT, now).await) }
+        };
+        let proof = run_tunnel(&mut tunnel, &hello, &mut clock, ask_handler).await;
+        device.handle_incoming(
+            clock,
+            Path::Setup,
+            &proof,
+            &mut ChaCha20Rng::seed_from_u64(6),
+        );
+        let request = device.poll_transmit().expect("a credential request").bytes;
+        // The request as message 1 of the same tunnel, its last chunk sent four times at once.
+        let cookie = cookie_at(&handler, tunnel.tunnel(), T0).await;
+        let chunks: Vec<&[u8]> = request.chunks(100).collect();
+        let last = chunks.len() - 1;
+        let q = |i: usize| Q {
+            tunnel: tunnel.tunnel(),
+            message: 1,
+            ..Q::chunk(cookie, i == last, u16::try_from(i).unwrap(), chunks[i])
+        };
+        for i in 0..last {
+            assert_eq!(
+                status_of(&handler, &q(i).name(), CLIENT, clock).await,
+                AnswerStatus::Ack
+            );
+        }
+        let name = q(last).name();
+        let copies: Vec<_> = (0..4)
+            .map(|_| {
+                let (handler, name) = (Arc::clone(&handler), name.clone());
+                tokio::spawn(async move { ask(&handler, &name, CLIENT, clock).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for copy in copies {
+            answers.push(copy.await.unwrap());
+        }
+        let first = &answers[0];
+        assert_eq!(first.status, AnswerStatus::Data);
+        let piece = &first.body;
+        assert_eq!(
+            Envelope::decode(piece).map(|e| e.header.tag).ok(),
+            Some(MessageTag::CredentialResponse),
+            "round {round}: {} of {} bytes",
+            piece.len(),
+            first.length
+        );
+        assert!(answers.iter().all(|a| a == first), "round {round}");
+    }
+}

@@ -199,7 +199,15 @@ pub struct DnsHandler<St, S> {
     per_tunnel: QueryLimit,
     cookie_requests: WindowLimiter,
     cookies: CookieJar,
+    // Last chunks of one message are handled one at a time in this process: a resolver
+    // re-sends a query after ~50 ms, and a copy reaching the setup service while the first
+    // is still inside it (a PIN check takes longer) would be refused as a replay. Striped so
+    // unrelated tunnels rarely wait on each other.
+    last_chunk_locks: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Stripes of [`DnsHandler`]'s last-chunk locks.
+const LAST_CHUNK_STRIPES: usize = 64;
 
 impl<St, S> core::fmt::Debug for DnsHandler<St, S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -226,6 +234,9 @@ impl<St: Store, S: Signer> DnsHandler<St, S> {
             per_tunnel: config.per_tunnel,
             cookie_requests: WindowLimiter::new(config.cookie_requests_per_client),
             cookies: CookieJar::default(),
+            last_chunk_locks: (0..LAST_CHUNK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -389,6 +400,16 @@ impl<St: Store, S: Signer> DnsHandler<St, S> {
         now: Instant,
     ) -> Result<AnswerPayload, Failure> {
         let key = response_key(h.tunnel, h.message);
+        let stripe = h.tunnel.0.iter().fold(usize::from(h.message), |acc, b| {
+            acc.wrapping_mul(31) ^ usize::from(*b)
+        });
+        let _one_at_a_time = match (
+            h.kind,
+            self.last_chunk_locks.get(stripe % LAST_CHUNK_STRIPES),
+        ) {
+            (QueryKind::LastData, Some(lock)) => Some(lock.lock().await),
+            _ => None,
+        };
         if let Some(stored) = self.setup.store().stored_response(key, now).await? {
             return Ok(match h.kind {
                 QueryKind::LastData => piece(&stored.response, 0, capacity),
@@ -462,6 +483,11 @@ impl<St: Store, S: Signer> DnsHandler<St, S> {
             client_key: None,
         };
         let answer = self.setup.answer(message, &from, now, &mut rng).await;
+        if answer.refusal.is_some() {
+            // A refusal is a hint to the device, never the message's answer: a copy refused
+            // as a replay in another process must not shadow the real response.
+            return Ok(answer.bytes);
+        }
         let stored = StoredResponse {
             request_digest: Sha256::digest(message).into(),
             response: answer.bytes.clone(),
