@@ -912,9 +912,15 @@ async fn polls_beyond_the_response_get_bad_offset_and_polls_before_it_no_respons
         ask(&handler, &poll(0), CLIENT, T0).await,
         AnswerPayload::status(AnswerStatus::NoResponse, 0)
     );
-    // Any message gets a response (here the service's error for bytes that are no message).
-    let last = Q::chunk(cookie, true, 0, b"not a flow-1 message").name();
-    let first = ask(&handler, &last, CLIENT, T0).await;
+    // The response to a real hello (one piece at 512 bytes).
+    let (_device, hello) = hello();
+    let chunks: Vec<&[u8]> = hello.chunks(100).collect();
+    let last = chunks.len() - 1;
+    let mut first = AnswerPayload::status(AnswerStatus::Ack, 0);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let q = Q::chunk(cookie, i == last, u16::try_from(i).unwrap(), chunk);
+        first = ask(&handler, &q.name(), CLIENT, T0).await;
+    }
     assert_eq!(first.status, AnswerStatus::Data);
     let len = first.length;
     assert_eq!(usize::from(len), first.body.len(), "short: one piece");
@@ -928,6 +934,32 @@ async fn polls_beyond_the_response_get_bad_offset_and_polls_before_it_no_respons
     let tail = ask(&handler, &poll(1), CLIENT, T0).await;
     assert_eq!(tail.status, AnswerStatus::Data);
     assert_eq!(tail.body, first.body[1..]);
+}
+
+/// The setup service's refusal (here of bytes that are no flow-1 message) is the answer to the
+/// last chunk, but never the message's stored response: a copy refused as a replay must not
+/// shadow the real response.
+#[tokio::test]
+async fn a_refusal_is_answered_but_never_stored_as_the_response() {
+    let world = World::new().await;
+    let handler = world.handler(&config());
+    let cookie = cookie_at(&handler, TUNNEL, T0).await;
+    let last = Q::chunk(cookie, true, 0, b"not a flow-1 message").name();
+    let refused = ask(&handler, &last, CLIENT, T0).await;
+    assert_eq!(refused.status, AnswerStatus::Data);
+    assert!(!refused.body.is_empty());
+    assert_eq!(
+        ask(&handler, &Q::poll(cookie, 0).name(), CLIENT, T0).await,
+        AnswerPayload::status(AnswerStatus::NoResponse, 0)
+    );
+    assert!(
+        world
+            .store
+            .stored_response(zerotouch_dns::server::response_key(TUNNEL, 0), T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
