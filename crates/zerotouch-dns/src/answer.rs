@@ -13,9 +13,15 @@ use crate::header::AnswerLimit;
 /// Bytes before the body: status and length.
 pub const PAYLOAD_HEADER_LEN: usize = 3;
 /// The bytes of a device-bound answer that are not record data: the DNS header (12), the
-/// question's type and class (4), the answer record's compressed owner, type, class, TTL and
-/// length (12), and an OPT record (11) the resolver may add.
-pub const ANSWER_OVERHEAD: usize = 12 + 4 + 12 + 11;
+/// question's type and class (4), and the answer record's compressed owner, type, class, TTL
+/// and length (12).
+pub const ANSWER_OVERHEAD: usize = 12 + 4 + 12;
+/// An OPT record, which a resolver adds to its answer when the device's query carried one.
+/// Reserved in every answer limit above 512 bytes. The classic limit of exactly 512 reserves
+/// none: a device asks it either without EDNS (no OPT comes back) or while advertising a
+/// larger EDNS payload (the OPT fits in the difference), which spares the 11 bytes where they
+/// matter most, in the answer to a full-length name.
+pub const OPT_RECORD: usize = 11;
 
 /// What an answer says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -127,9 +133,14 @@ impl AnswerPayload {
 /// The most body bytes an answer may carry so that the resolver's answer to a question of
 /// `qname_wire_len` octets fits `limit`.
 pub fn body_capacity(limit: AnswerLimit, qname_wire_len: usize) -> usize {
+    let opt = if limit > AnswerLimit::CLASSIC {
+        OPT_RECORD
+    } else {
+        0
+    };
     let rdata = limit
         .bytes()
-        .saturating_sub(ANSWER_OVERHEAD + qname_wire_len);
+        .saturating_sub(ANSWER_OVERHEAD + opt + qname_wire_len);
     // Each 255 bytes of payload (or part of it) costs one length byte.
     let mut payload = rdata.saturating_sub(rdata.div_ceil(256));
     while payload + payload.div_ceil(255).max(1) > rdata && payload > 0 {

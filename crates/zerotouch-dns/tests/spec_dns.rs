@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 use zerotouch_core::{Instant, Transport};
-use zerotouch_dns::answer::{ANSWER_OVERHEAD, PAYLOAD_HEADER_LEN, probe_filler};
+use zerotouch_dns::answer::{ANSWER_OVERHEAD, OPT_RECORD, PAYLOAD_HEADER_LEN, probe_filler};
 use zerotouch_dns::header::{
     HEADER_LABEL_LEN, HEADER_LEN, MAX_ATTEMPTS, MAX_DATA_LABELS, MAX_MESSAGES, VERSION,
 };
@@ -584,7 +584,8 @@ fn name_capacity_matches_the_code() {
 /// `body_capacity` as the section writes it: the largest payload whose strings fit what is left
 /// of the limit, less status and length.
 fn spec_body_capacity(limit: usize, q: usize) -> usize {
-    let r = limit.saturating_sub(39 + q);
+    let o = if limit > 512 { 11 } else { 0 };
+    let r = limit.saturating_sub(28 + o + q);
     let fits = |p: usize| p + p.div_ceil(255).max(1) <= r;
     (0..=r)
         .rev()
@@ -596,13 +597,15 @@ fn spec_body_capacity(limit: usize, q: usize) -> usize {
 fn answer_size_rule_and_figures_match_the_code() {
     let section = section();
     let prose = prose();
-    assert_eq!(ANSWER_OVERHEAD, 39);
+    assert_eq!(ANSWER_OVERHEAD, 28);
+    assert_eq!(OPT_RECORD, 11);
     assert_eq!(PAYLOAD_HEADER_LEN, 3);
     for needle in [
-        "`ANSWER_OVERHEAD` = 12 + 4 + 12 + 11 = 39",
+        "`ANSWER_OVERHEAD` = 12 + 4 + 12 = 28",
         "(2 + 2 + 2 + 4 + 2 = 12)",
         "(1 + 2 + 2 + 4 + 2 = 11)",
-        "R = L − 39 − q",
+        "o = 11 if L > 512, else 0",
+        "R = L − 28 − o − q",
         "body_capacity(L, q) = max(0, p − 3)",
     ] {
         assert!(prose.contains(needle), "19 lacks `{needle}`");
