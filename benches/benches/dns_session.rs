@@ -38,7 +38,6 @@ use std::time::{Duration, Instant as Clock, SystemTime, UNIX_EPOCH};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use zerotouch_benches::dns_relay::{CountingRelay, Upstream};
-use zerotouch_benches::unbound::{Unbound, find_unbound, unbound_version};
 use zerotouch_benches::{BenchError, Fleet, device_suites, scan};
 use zerotouch_core::flow1::{DeviceIdentityRef, ReportedNetwork};
 use zerotouch_core::{
@@ -50,6 +49,9 @@ use zerotouch_device::{
 };
 use zerotouch_device_tokio::{Exchange, Radio, drive};
 use zerotouch_dns::client::{DnsClientConfig, DnsExchange};
+use zerotouch_dns::local_resolver::{
+    LocalResolver, ResolverOptions, find_unbound, unbound_version,
+};
 use zerotouch_dns::name::MAX_NAME_OCTETS;
 use zerotouch_dns::server::{DnsServerConfig, serve_dns};
 use zerotouch_dns::{AnswerLimit, TunnelConfig, Zone};
@@ -458,11 +460,19 @@ async fn dns_run(
     )
     .await?;
     let relay = CountingRelay::start(server.local_addr()).await?;
-    let unbound = Unbound::start(binary, ZONE, relay.addr)?;
+    let dir = tempfile::tempdir()?;
+    let unbound = LocalResolver::start(
+        binary,
+        dir.path(),
+        ZONE,
+        relay.addr,
+        ResolverOptions::default(),
+    )
+    .await?;
     let mut tunnel = TunnelConfig::new(zone.clone());
     tunnel.edns_limit = case.edns.map(AnswerLimit::from_bytes).transpose()?;
     let mut exchange = Recording {
-        inner: DnsExchange::with_seed(DnsClientConfig::new(unbound.addr, tunnel), [seed; 32]),
+        inner: DnsExchange::with_seed(DnsClientConfig::new(unbound.addr(), tunnel), [seed; 32]),
         carried: Vec::new(),
     };
     let time = match session(&world, &mut exchange, seed).await {
@@ -472,7 +482,7 @@ async fn dns_run(
             return Err(format!("{}: {e}\nunbound's log:\n{log}", case.title).into());
         }
     };
-    drop(unbound);
+    unbound.stop().await;
     server.shutdown().await;
     let dns = &exchange.inner;
     let limit = dns.tunnel().answer_limit().bytes();
@@ -789,7 +799,7 @@ async fn bench(binary: &FsPath, runs: usize) -> Result<(), BenchError> {
     println!(
         "dns_session: flow 1 over DNS through {} ({}) on loopback",
         binary.display(),
-        unbound_version(binary).unwrap_or_else(|| "version unknown".to_owned())
+        unbound_version(binary)
     );
     println!(
         "  unbound: stub zone {ZONE} -> counting relay -> serve_dns; use-caps-for-id: yes, qname-minimisation: yes"
@@ -847,7 +857,7 @@ async fn bench(binary: &FsPath, runs: usize) -> Result<(), BenchError> {
 }
 
 fn main() -> Result<(), BenchError> {
-    let Some(binary) = find_unbound() else {
+    let Ok(binary) = find_unbound() else {
         println!(
             "dns_session: unbound is not installed (apt-get install unbound; scripts/test.sh installs it): no figures"
         );

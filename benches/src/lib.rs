@@ -4,11 +4,10 @@
 //! `docs/PROTOCOL.md` share: a fleet of devices with certificates, a setup service over any
 //! store with those devices registered, and one whole flow-1 session (scan, hello, credential
 //! request, join, outcome report, revocation check) driven through any carrier: the service
-//! in process, or HTTPS. For the `dns_session` bench, [`unbound`] starts a real unbound on
-//! loopback and [`dns_relay`] counts what it sends the DNS server.
+//! in process, or HTTPS. For the `dns_session` bench, [`dns_relay`] counts what a real
+//! unbound on loopback (`zerotouch_dns::local_resolver`) sends the DNS server.
 
 pub mod dns_relay;
-pub mod unbound;
 
 use std::future::Future;
 use std::sync::Arc;

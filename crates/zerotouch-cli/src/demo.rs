@@ -24,10 +24,10 @@ use crate::ceremony::{bundle_of, create_key, write_ca};
 use crate::cli::{BatchArgs, DemoArgs, DemoTransport};
 use crate::data_dir::{DataDir, TrustRole};
 use crate::demo_dns::{DEMO_ZONE, run_device_over_dns};
-use crate::local_resolver::{LocalResolver, find_unbound};
 use crate::serve::DnsListen;
 use crate::simulated_device::{NetworkInRange, run_device};
 use crate::{CliError, Output, now, system_rng};
+use zerotouch_dns::local_resolver::{LocalResolver, ResolverOptions, find_unbound};
 
 const SERVER_NAME: &str = "setup.zerotouch.test";
 const DEVICE_TYPE: u32 = 7;
@@ -248,9 +248,20 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
                     dns.local_addr()
                 ),
             );
-            let resolver =
-                LocalResolver::start(binary, &work.join("resolver"), &zone, dns.local_addr())
-                    .await?;
+            // unbound waits a second before asking our server again: a credential request
+            // is answered only after the PIN check, and copies of it would only queue up.
+            let options = ResolverOptions {
+                min_retry_ms: Some(1000),
+                ..ResolverOptions::default()
+            };
+            let resolver = LocalResolver::start(
+                binary,
+                &work.join("resolver"),
+                zone.as_str(),
+                dns.local_addr(),
+                options,
+            )
+            .await?;
             out.step(
                 "resolver",
                 &format!(

@@ -1,6 +1,6 @@
 //! `demo --over dns`: the device's part when its only way out is DNS. It speaks flow 1
 //! through its resolver (a local unbound with 0x20 case randomisation and QNAME
-//! minimisation, see [`crate::local_resolver`]) to the server's zone, where `serve`'s DNS
+//! minimisation, see `zerotouch_dns::local_resolver`) to the server's zone, where `serve`'s DNS
 //! server answers in front of the same setup service as HTTPS. Each message's queries and
 //! bytes are printed as they go; at the end, the answer size the EDNS probe chose and the
 //! totals.
@@ -16,9 +16,9 @@ use zerotouch_device_tokio::{DeviceRun, Exchange};
 use zerotouch_dns::client::{DnsClientConfig, DnsClientError, DnsExchange, WireStats};
 use zerotouch_dns::{AnswerLimit, TunnelConfig, TunnelStats, Zone};
 
-use crate::local_resolver::RESOLVER_EDNS;
 use crate::simulated_device::{Link, NetworkInRange, SimulatedDevice, run_over};
 use crate::{CliError, Output};
+use zerotouch_dns::local_resolver::RESOLVER_EDNS;
 
 /// The demo's zone: under `test.`, a name reserved for testing that no one else answers.
 pub const DEMO_ZONE: &str = "zt.test";

@@ -99,6 +99,15 @@ pub enum CliError {
     Runtime(std::io::Error),
 }
 
+impl From<zerotouch_dns::local_resolver::LocalResolverError> for CliError {
+    fn from(e: zerotouch_dns::local_resolver::LocalResolverError) -> Self {
+        match e {
+            zerotouch_dns::local_resolver::LocalResolverError::Missing => CliError::UnboundMissing,
+            other => CliError::Resolver(other.to_string()),
+        }
+    }
+}
+
 impl CliError {
     /// A file error for `path`.
     pub fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> CliError {

@@ -35,7 +35,6 @@ mod demo_dns;
 mod error;
 mod factory_batch;
 mod key_file;
-mod local_resolver;
 mod operations;
 mod output;
 mod pinned_bundle;

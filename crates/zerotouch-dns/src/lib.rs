@@ -45,6 +45,8 @@ pub mod answer;
 pub mod client;
 mod error;
 pub mod header;
+#[cfg(feature = "local-resolver")]
+pub mod local_resolver;
 pub mod name;
 #[cfg(feature = "server")]
 pub mod server;

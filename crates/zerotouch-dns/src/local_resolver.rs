@@ -1,8 +1,8 @@
-//! A caching recursive resolver on loopback for `demo --over dns`: unbound, started with a
-//! configuration of our own, answering only 127.0.0.1 and sending every query for the
-//! demo's zone to the demo's DNS server (a stub zone), with what makes public resolvers
-//! hard on a DNS tunnel switched on: 0x20 case randomisation and QNAME minimisation. Killed
-//! when stopped or dropped.
+//! A caching recursive resolver on loopback, for demos, benchmarks and tests of the binding:
+//! unbound, started with a configuration of our own, answering only 127.0.0.1 and sending
+//! every query for one zone to our DNS server (a stub zone), with what makes public
+//! resolvers hard on a DNS tunnel switchable: 0x20 case randomisation and QNAME
+//! minimisation. Killed when stopped or dropped. (Feature `local-resolver`.)
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
@@ -13,9 +13,6 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
-use zerotouch_dns::Zone;
-
-use crate::CliError;
 
 /// The environment variable naming the unbound binary to run instead of searching for it.
 pub const UNBOUND_ENV: &str = "ZEROTOUCH_UNBOUND";
@@ -29,19 +26,53 @@ const READY_POLL: Duration = Duration::from_millis(20);
 const START_ATTEMPTS: usize = 5;
 /// The EDNS payload size unbound advertises upstream (the DNS Flag Day 2020 size).
 pub const RESOLVER_EDNS: u16 = 1232;
-/// The least time unbound waits for our server before asking again (its
-/// `infra-cache-min-rtt`; unbound's own default is 50 ms). The server answers a credential
-/// request only after checking the PIN (PBKDF2, tens of milliseconds, more under load or in
-/// a debug build); a copy of the query arriving meanwhile is answered today with the setup
-/// service's `Replay` refusal, which then stands for the message, and the device only gets
-/// its credential after its session's back-off (about 30 s). Until the DNS server holds
-/// such copies back, the demo's resolver waits a second before asking again.
-const MIN_RETRY_MS: u32 = 1000;
+
+/// Why a local resolver could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocalResolverError {
+    /// No unbound binary was found.
+    #[error("unbound is not installed")]
+    Missing,
+    /// A file or socket of the resolver could not be made.
+    #[error("{0}")]
+    Io(String),
+    /// unbound did not start or did not answer; the message carries its log.
+    #[error("{0}")]
+    Start(String),
+}
+
+/// What the resolver does to our traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolverOptions {
+    /// `use-caps-for-id`: 0x20, random case in every name sent to the authoritative server.
+    pub caps_for_id: bool,
+    /// `qname-minimisation`: A probes for each label below the zone before the real query.
+    pub qname_minimisation: bool,
+    /// `infra-cache-min-rtt` in ms: the least time unbound waits for our server before
+    /// asking again (unbound's own default, 50 ms, when `None`).
+    pub min_retry_ms: Option<u32>,
+}
+
+impl Default for ResolverOptions {
+    /// Both behaviours on (the hostile-but-realistic resolver the binding has to survive),
+    /// unbound's own retry timing.
+    fn default() -> Self {
+        ResolverOptions {
+            caps_for_id: true,
+            qname_minimisation: true,
+            min_retry_ms: None,
+        }
+    }
+}
+
+fn yes_no(on: bool) -> &'static str {
+    if on { "yes" } else { "no" }
+}
 
 /// The unbound binary: `$ZEROTOUCH_UNBOUND` when set, else `unbound` on PATH, else in
-/// /usr/sbin, /usr/local/sbin or /opt/homebrew/sbin. [`CliError::UnboundMissing`] when
+/// /usr/sbin, /usr/local/sbin or /opt/homebrew/sbin. [`LocalResolverError::Missing`] when
 /// there is none.
-pub fn find_unbound() -> Result<PathBuf, CliError> {
+pub fn find_unbound() -> Result<PathBuf, LocalResolverError> {
     let candidates: Vec<PathBuf> = match std::env::var_os(UNBOUND_ENV) {
         Some(path) => vec![PathBuf::from(path)],
         None => std::env::var_os("PATH")
@@ -55,7 +86,7 @@ pub fn find_unbound() -> Result<PathBuf, CliError> {
     candidates
         .into_iter()
         .find(|c| is_executable(c))
-        .ok_or(CliError::UnboundMissing)
+        .ok_or(LocalResolverError::Missing)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -73,24 +104,26 @@ pub struct LocalResolver {
 
 impl LocalResolver {
     /// Starts `binary` in `dir` (created; it holds unbound.conf and the logs) on a free port
-    /// of 127.0.0.1, resolving `zone` through `authoritative`, and waits until it answers.
+    /// of 127.0.0.1, resolving `zone` (e.g. `zt.test`) through `authoritative`, and waits
+    /// until it answers.
     pub async fn start(
         binary: &Path,
         dir: &Path,
-        zone: &Zone,
+        zone: &str,
         authoritative: SocketAddr,
-    ) -> Result<LocalResolver, CliError> {
-        std::fs::create_dir_all(dir).map_err(CliError::file(dir))?;
-        let version = version_of(binary);
+        options: ResolverOptions,
+    ) -> Result<LocalResolver, LocalResolverError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let version = unbound_version(binary);
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            match start_once(binary, dir, zone, authoritative, &version).await? {
+            match start_once(binary, dir, zone, authoritative, options, &version).await? {
                 Ok(resolver) => return Ok(resolver),
                 // Only a lost race for the port is worth another attempt.
                 Err(port_taken) => last = port_taken,
             }
         }
-        Err(CliError::Resolver(format!(
+        Err(LocalResolverError::Start(format!(
             "unbound could not bind a port in {START_ATTEMPTS} attempts:\n{last}"
         )))
     }
@@ -110,6 +143,11 @@ impl LocalResolver {
         read_log(&self.dir)
     }
 
+    /// The directory holding unbound.conf and the logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Kills unbound and waits until it is gone.
     pub async fn stop(mut self) {
         // An error means it is gone already.
@@ -124,8 +162,8 @@ impl Drop for LocalResolver {
     }
 }
 
-/// `unbound -V`'s first line without "Version ".
-fn version_of(binary: &Path) -> String {
+/// `unbound -V`'s first line without "Version " (`1.19.2`), or `unknown version`.
+pub fn unbound_version(binary: &Path) -> String {
     std::process::Command::new(binary)
         .arg("-V")
         .stdin(Stdio::null())
@@ -145,18 +183,22 @@ fn version_of(binary: &Path) -> String {
 async fn start_once(
     binary: &Path,
     dir: &Path,
-    zone: &Zone,
+    zone: &str,
     authoritative: SocketAddr,
+    options: ResolverOptions,
     version: &str,
-) -> Result<Result<LocalResolver, String>, CliError> {
+) -> Result<Result<LocalResolver, String>, LocalResolverError> {
     let port = free_port()?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let config_path = dir.join("unbound.conf");
-    std::fs::write(&config_path, config(dir, port, zone, authoritative))
-        .map_err(CliError::file(&config_path))?;
+    std::fs::write(
+        &config_path,
+        config(dir, port, zone, authoritative, options),
+    )
+    .map_err(io(&config_path))?;
     let log = |name: &str| {
         let path = dir.join(name);
-        std::fs::File::create(&path).map_err(CliError::file(path))
+        std::fs::File::create(&path).map_err(io(&path))
     };
     let child = Command::new(binary)
         .arg("-d")
@@ -168,7 +210,7 @@ async fn start_once(
         .stderr(Stdio::from(log("unbound.stderr")?))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| CliError::Resolver(format!("starting {}: {e}", binary.display())))?;
+        .map_err(|e| LocalResolverError::Start(format!("starting {}: {e}", binary.display())))?;
     let mut resolver = LocalResolver {
         addr,
         version: version.to_owned(),
@@ -180,7 +222,7 @@ async fn start_once(
     let probe = readiness_probe();
     let socket = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
         .await
-        .map_err(|e| CliError::Resolver(format!("probe socket: {e}")))?;
+        .map_err(|e| LocalResolverError::Io(format!("probe socket: {e}")))?;
     let mut reply = [0u8; 512];
     while Instant::now() < deadline {
         if let Ok(Some(status)) = resolver.child.try_wait() {
@@ -188,7 +230,7 @@ async fn start_once(
             if log.contains("Address already in use") || log.contains("could not open ports") {
                 return Ok(Err(log));
             }
-            return Err(CliError::Resolver(format!(
+            return Err(LocalResolverError::Start(format!(
                 "unbound exited ({status}) before answering:\n{log}"
             )));
         }
@@ -204,7 +246,7 @@ async fn start_once(
         // recv_from may fail at once, before unbound binds: pace the loop.
         sleep(READY_POLL).await;
     }
-    Err(CliError::Resolver(format!(
+    Err(LocalResolverError::Start(format!(
         "unbound did not answer on {addr} within {READY_WITHIN:?}:\n{}",
         resolver.log()
     )))
@@ -226,21 +268,21 @@ fn readiness_probe() -> Vec<u8> {
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP right now.
-fn free_port() -> Result<u16, CliError> {
+fn free_port() -> Result<u16, LocalResolverError> {
     let mut last = String::new();
     for _ in 0..20 {
         let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| CliError::Resolver(format!("no UDP port on 127.0.0.1: {e}")))?;
+            .map_err(|e| LocalResolverError::Io(format!("no UDP port on 127.0.0.1: {e}")))?;
         let port = udp
             .local_addr()
-            .map_err(|e| CliError::Resolver(e.to_string()))?
+            .map_err(|e| LocalResolverError::Io(e.to_string()))?
             .port();
         match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
             Ok(_tcp) => return Ok(port),
             Err(e) => last = e.to_string(),
         }
     }
-    Err(CliError::Resolver(format!(
+    Err(LocalResolverError::Io(format!(
         "no port free for both UDP and TCP: {last}"
     )))
 }
@@ -249,8 +291,14 @@ fn free_port() -> Result<u16, CliError> {
 /// a stub zone for `zone` at `authoritative`. Without `do-not-query-localhost: no` unbound
 /// refuses to ask 127.0.0.1 (SERVFAIL); without `local-zone: "<tld>." nodefault` it answers
 /// `test.` (and the other special-use names) itself (NXDOMAIN).
-fn config(dir: &Path, port: u16, zone: &Zone, authoritative: SocketAddr) -> String {
-    let zone = zone.as_str();
+fn config(
+    dir: &Path,
+    port: u16,
+    zone: &str,
+    authoritative: SocketAddr,
+    options: ResolverOptions,
+) -> String {
+    let zone = zone.strip_suffix('.').unwrap_or(zone);
     let tld = zone.rsplit('.').next().unwrap_or(zone);
     let mut conf = String::new();
     // Writing into a String cannot fail.
@@ -274,22 +322,31 @@ fn config(dir: &Path, port: u16, zone: &Zone, authoritative: SocketAddr) -> Stri
     do-not-query-localhost: no
     local-zone: "{tld}." nodefault
     module-config: "iterator"
-    use-caps-for-id: yes
-    qname-minimisation: yes
+    use-caps-for-id: {caps}
+    qname-minimisation: {minimise}
     edns-buffer-size: {RESOLVER_EDNS}
     harden-referral-path: no
-    infra-cache-min-rtt: {MIN_RETRY_MS}
-remote-control:
+{min_rtt}remote-control:
     control-enable: no
 stub-zone:
     name: "{zone}."
     stub-addr: {ip}@{auth_port}
 "#,
         dir = dir.display(),
+        caps = yes_no(options.caps_for_id),
+        minimise = yes_no(options.qname_minimisation),
+        min_rtt = options
+            .min_retry_ms
+            .map(|ms| format!("    infra-cache-min-rtt: {ms}\n"))
+            .unwrap_or_default(),
         ip = authoritative.ip(),
         auth_port = authoritative.port(),
     );
     conf
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> LocalResolverError + '_ {
+    move |e| LocalResolverError::Io(format!("{}: {e}", path.display()))
 }
 
 fn read_log(dir: &Path) -> String {
@@ -310,12 +367,16 @@ mod tests {
 
     #[test]
     fn the_configuration_stubs_the_zone_to_the_server_and_unblocks_its_tld() {
-        let zone = Zone::new("zt.test").unwrap();
+        let options = ResolverOptions {
+            min_retry_ms: Some(1000),
+            ..ResolverOptions::default()
+        };
         let conf = config(
             Path::new("/tmp/r"),
             5300,
-            &zone,
+            "zt.test",
             SocketAddr::from(([127, 0, 0, 1], 5353)),
+            options,
         );
         for line in [
             "interface: 127.0.0.1",
@@ -330,6 +391,21 @@ mod tests {
         ] {
             assert!(conf.contains(line), "missing {line:?}:\n{conf}");
         }
+        let plain = config(
+            Path::new("/tmp/r"),
+            5300,
+            "zt.test.",
+            SocketAddr::from(([127, 0, 0, 1], 5353)),
+            ResolverOptions {
+                caps_for_id: false,
+                qname_minimisation: false,
+                min_retry_ms: None,
+            },
+        );
+        assert!(plain.contains("use-caps-for-id: no"));
+        assert!(plain.contains("qname-minimisation: no"));
+        assert!(plain.contains("name: \"zt.test.\""));
+        assert!(!plain.contains("infra-cache-min-rtt"));
     }
 
     #[test]
