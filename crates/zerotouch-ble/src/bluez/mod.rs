@@ -1,0 +1,1 @@
+//! The BlueZ backend (in progress).

@@ -1,0 +1,1 @@
+//! The provisioner relay (in progress).
