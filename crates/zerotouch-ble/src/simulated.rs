@@ -100,7 +100,8 @@ pub struct SimulatedBearer {
     role: GattRole,
     shared: Arc<Mutex<Shared>>,
     to_peer: mpsc::UnboundedSender<BearerEvent>,
-    to_self: mpsc::UnboundedSender<BearerEvent>,
+    /// Weak, so the queue closes when the peer is dropped.
+    to_self: mpsc::WeakUnboundedSender<BearerEvent>,
     events: mpsc::UnboundedReceiver<BearerEvent>,
 }
 
@@ -119,14 +120,14 @@ pub fn simulated_gatt(mtu: u16) -> (SimulatedBearer, SimulatedBearer, GattContro
         role: GattRole::Peripheral,
         shared: Arc::clone(&shared),
         to_peer: to_central.clone(),
-        to_self: to_peripheral.clone(),
+        to_self: to_peripheral.downgrade(),
         events: peripheral_events,
     };
     let central = SimulatedBearer {
         role: GattRole::Central,
         shared: Arc::clone(&shared),
         to_peer: to_peripheral,
-        to_self: to_central,
+        to_self: to_central.downgrade(),
         events: central_events,
     };
     (peripheral, central, GattControl { shared })
@@ -202,7 +203,11 @@ impl GattBearer for SimulatedBearer {
             // that reached it, as a real stack reports them.
             for event in [BearerEvent::Disconnected, BearerEvent::Reconnected] {
                 self.to_peer.send(event.clone()).map_err(|_| peer_gone())?;
-                self.to_self.send(event).map_err(|_| peer_gone())?;
+                self.to_self
+                    .upgrade()
+                    .ok_or_else(peer_gone)?
+                    .send(event)
+                    .map_err(|_| peer_gone())?;
             }
             return Err(Error::Disconnected);
         }
