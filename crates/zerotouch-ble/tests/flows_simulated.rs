@@ -15,12 +15,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::world::{BleWorld, provision};
+use common::world::{BleWorld, HandoffWorld, provision};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 use zerotouch_ble::relay::{RelayEnd, RelaySummary};
 use zerotouch_ble::simulated::{Cut, GattControl, simulated_gatt};
 use zerotouch_ble::{BleChannel, Error, LinkConfig, LinkStats};
+use zerotouch_core::flow2::HomeCredential;
+use zerotouch_core::{Instant, Passphrase, Signer, SoftwareSigner, Transport};
 use zerotouch_device_tokio::DeviceRun;
+use zerotouch_peer::{
+    Destination, Joiner, JoinerConfig, JoinerEvent, MemoryPeerState, Sponsor, SponsorConfig,
+    SponsorEvent,
+};
 use zerotouch_provisioner::{ClientMac, DropReason, RateLimit};
+use zerotouch_server::TransportIdentity;
 use zerotouch_store_suite::fixtures;
 
 const DEVICE: ClientMac = ClientMac([0x02, 0, 0, 0, 0, 0x01]);
@@ -173,4 +182,128 @@ async fn relay_stops_a_device_over_its_rate_limit() {
         .unwrap();
     assert_eq!(summary.end, RelayEnd::Dropped(DropReason::ClientRate));
     assert_eq!(summary.forwarded, 0);
+}
+
+/// Flow 2 over a simulated link at `mtu`: the joiner (peripheral) gets the home credential
+/// from the sponsor (central), which asks the association service in process.
+async fn flow2_over_gatt(mtu: u16, cut: Option<(u64, Cut)>) -> (Vec<u8>, GattControl) {
+    let world = HandoffWorld::start().await;
+    let (peripheral, central, control) = simulated_gatt(mtu);
+    if let Some((n, how)) = cut {
+        control.cut_after(n, how);
+    }
+    let home = HomeCredential {
+        ssid: b"home".to_vec(),
+        security: 2,
+        passphrase: Passphrase::new(fixtures::PASSPHRASE).unwrap(),
+    };
+    let identity = SoftwareSigner::new(fixtures::device_key(2));
+    let sponsor_key = identity.public_key().clone();
+    let sponsor = Sponsor::new(
+        SponsorConfig::new(home, world.pinned.clone()),
+        identity,
+        MemoryPeerState::new(),
+    )
+    .unwrap();
+    let joiner = Joiner::new(
+        JoinerConfig::new(
+            fixtures::device_id(3),
+            fixtures::device(3).device_secret.unwrap(),
+            world.pinned.clone(),
+        ),
+        MemoryPeerState::new(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let clock = move || Instant(started.elapsed().as_millis() as u64);
+    let sponsor_side = async {
+        let mut channel = BleChannel::new(central, LinkConfig::default());
+        let mut sponsor = sponsor;
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        sponsor.accept(clock(), &mut rng);
+        loop {
+            while let Some(t) = sponsor.poll_transmit() {
+                match t.destination {
+                    Destination::Joiner => channel.send(t.bytes).await.unwrap(),
+                    Destination::AssociationServer => {
+                        let via = TransportIdentity::Direct {
+                            transport: Transport::Https,
+                            client_key: Some(sponsor_key.clone()),
+                        };
+                        let now = Instant(1_700_000_000_000 + clock().0);
+                        let answer = world
+                            .association
+                            .handle(&t.bytes, &via, now, &mut rng)
+                            .await;
+                        sponsor.receive_server(clock(), &answer, &mut rng);
+                    }
+                }
+            }
+            while let Some(event) = sponsor.poll_event() {
+                match event {
+                    SponsorEvent::HandedOver { .. } => {
+                        while let Some(t) = sponsor.poll_transmit() {
+                            channel.send(t.bytes).await.unwrap();
+                        }
+                        return channel;
+                    }
+                    SponsorEvent::Failed { reason } => panic!("sponsor failed: {reason:?}"),
+                    _ => {}
+                }
+            }
+            let message = channel.recv().await.unwrap();
+            sponsor.receive_local(clock(), &message, &mut rng);
+        }
+    };
+    let joiner_side = async {
+        let mut channel = BleChannel::new(peripheral, LinkConfig::default());
+        let mut joiner = joiner;
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        joiner.start(clock(), &mut rng);
+        loop {
+            while let Some(bytes) = joiner.poll_transmit() {
+                channel.send(bytes).await.unwrap();
+            }
+            while let Some(event) = joiner.poll_event() {
+                match event {
+                    JoinerEvent::Join { passphrase, .. } => {
+                        return passphrase.expose_secret().to_vec();
+                    }
+                    JoinerEvent::Failed { reason } => panic!("joiner failed: {reason:?}"),
+                    _ => {}
+                }
+            }
+            let message = channel.recv().await.unwrap();
+            joiner.receive(clock(), &message, &mut rng);
+        }
+    };
+    let (_, passphrase) = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(sponsor_side, joiner_side)
+    })
+    .await
+    .unwrap();
+    (passphrase, control)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow2_joiner_gets_the_credential_from_the_sponsor_at_mtu_23() {
+    let (passphrase, control) = flow2_over_gatt(23, None).await;
+    assert_eq!(passphrase, fixtures::PASSPHRASE);
+    assert_segments_fill(&control, 23);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow2_joiner_gets_the_credential_from_the_sponsor_at_mtu_247() {
+    let (passphrase, control) = flow2_over_gatt(247, None).await;
+    assert_eq!(passphrase, fixtures::PASSPHRASE);
+    assert_segments_fill(&control, 247);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow2_survives_a_disconnect_mid_message_at_mtu_23() {
+    for (n, how) in [(12, Cut::SegmentLost), (25, Cut::AcknowledgementLost)] {
+        let (passphrase, control) = flow2_over_gatt(23, Some((n, how))).await;
+        assert_eq!(passphrase, fixtures::PASSPHRASE);
+        assert_eq!(control.cuts(), 1);
+    }
 }

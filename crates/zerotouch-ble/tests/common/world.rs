@@ -255,3 +255,66 @@ pub async fn provision<X: Exchange>(
     .await;
     (run, radio)
 }
+
+/// Flow 2's world: a sponsor (fixture device 2) and a joiner (fixture device 3, with its
+/// device secret) on one account, and the association service over the SQLite store.
+pub struct HandoffWorld {
+    pub association: zerotouch_server::AssociationService<SqliteStore, SoftwareSigner>,
+    pub pinned: PinnedKeys,
+    _dir: tempfile::TempDir,
+}
+
+/// The association key's seed.
+const ASSOCIATION_KEY: u8 = 0xa5;
+
+impl HandoffWorld {
+    pub async fn start() -> HandoffWorld {
+        use zerotouch_store::{AssociationAction, AssociationChange, AssociationStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(
+            dir.path().join("zerotouch.db"),
+            &StaticDataKey([7; 32]),
+            SqliteOptions::default(),
+        )
+        .await
+        .unwrap();
+        let key = signer(ASSOCIATION_KEY);
+        store
+            .add_server_key(KeyRole::Association, key.public_key().clone(), T0)
+            .await
+            .unwrap();
+        let mut ring = ServerKeyRing::new();
+        ring.add(KeyRole::Association, key).unwrap();
+        store
+            .import_devices(vec![fixtures::device(2), fixtures::device(3)])
+            .await
+            .unwrap();
+        let account = store.create_account("owner", T0).await.unwrap();
+        let registrar = store
+            .add_registrar("shop", RegistrarCredential::ApiTokenHash([9; 32]), T0)
+            .await
+            .unwrap();
+        for device in [fixtures::device_id(2), fixtures::device_id(3)] {
+            store
+                .apply_association_change(AssociationChange {
+                    action: AssociationAction::Add,
+                    device,
+                    account,
+                    registrar,
+                    label: None,
+                    at: T0,
+                })
+                .await
+                .unwrap();
+        }
+        let service = SetupService::new(store, ring, ServiceConfig::default());
+        HandoffWorld {
+            association: service.association_service(Default::default()),
+            pinned: PinnedKeys::new(vec![PinnedKey::new(
+                KeyRole::Association,
+                signer(ASSOCIATION_KEY).public_key().clone(),
+            )]),
+            _dir: dir,
+        }
+    }
+}
