@@ -19,3 +19,25 @@ apt_install() {
 if ! command -v unbound >/dev/null && [ ! -x /usr/sbin/unbound ]; then
   apt_install unbound
 fi
+
+# zerotouch-ble's BlueZ backend (feature bluer, on by default): building bluer needs libdbus's
+# headers found through pkg-config; its tests run BlueZ's D-Bus API simulated by BlueZoo on a
+# private dbus-daemon (crates/zerotouch-ble/src/bluez/bluezoo.rs).
+ble_packages=()
+command -v pkg-config >/dev/null || ble_packages+=(pkg-config)
+pkg-config --exists dbus-1 2>/dev/null || ble_packages+=(libdbus-1-dev)
+command -v dbus-daemon >/dev/null || [ -x /usr/bin/dbus-daemon ] || ble_packages+=(dbus)
+if [ "${#ble_packages[@]}" -gt 0 ]; then
+  apt_install "${ble_packages[@]}"
+fi
+
+# BlueZoo, pinned: bluezoo/launch.py patches the ATT MTU inside it. Python 3.11 or later; the
+# tests use $ZEROTOUCH_PYTHON, else python3.
+bluezoo_version=1.0.2
+python="${ZEROTOUCH_PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "BlueZoo needs Python 3.11 or later as ${python} (or set ZEROTOUCH_PYTHON)"; exit 1
+fi
+if [ "$("$python" -c 'import importlib.metadata as m; print(m.version("bluezoo"))' 2>/dev/null)" != "$bluezoo_version" ]; then
+  "$python" -m pip install --quiet --disable-pip-version-check "bluezoo==${bluezoo_version}"
+fi
