@@ -36,6 +36,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// a continuation header), around one at 512, and the longest a flow carries.
 const SIZES: [usize; 10] = [0, 1, 16, 17, 35, 300, 505, 506, 1000, MAX_MESSAGE_LEN];
 
+/// What the peripheral sends before anything else.
+const GREETING: usize = 300;
+
 const INFO: ServiceInfo = ServiceInfo {
     version: PROFILE_VERSION,
     max_message_len: MAX_MESSAGE_LEN as u16,
@@ -135,6 +138,8 @@ async fn exchange(mtu: u16) {
     let device = tokio::spawn(async move {
         let bearer = peripheral.accept().await?;
         let mut channel = BleChannel::new(bearer, LinkConfig::default());
+        // The peripheral speaks first, as a joiner does, the moment the central is accepted.
+        channel.send(message(b'g', 0, GREETING)).await?;
         for (index, &len) in SIZES.iter().enumerate() {
             let received = channel.recv().await?;
             assert_eq!(received.len(), len);
@@ -151,6 +156,7 @@ async fn exchange(mtu: u16) {
     });
 
     let mut channel = BleChannel::new(connect_central(mtu).await, LinkConfig::default());
+    assert!(channel.recv().await.unwrap() == message(b'g', 0, GREETING));
     for (index, &len) in SIZES.iter().enumerate() {
         channel.send(message(b'c', index, len)).await.unwrap();
         let reply = channel.recv().await.unwrap();
@@ -171,7 +177,7 @@ async fn exchange(mtu: u16) {
     assert_eq!(bearer.largest_segment_received(), capacity);
     let stats = channel.stats();
     assert_eq!(stats.messages_sent, SIZES.len() as u64);
-    assert_eq!(stats.messages_received, SIZES.len() as u64);
+    assert_eq!(stats.messages_received, SIZES.len() as u64 + 1);
     assert_eq!(stats.segments_sent, peripheral_stats.segments_received);
     assert_eq!(stats.segments_received, peripheral_stats.segments_sent);
     println!(

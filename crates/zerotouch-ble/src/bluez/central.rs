@@ -125,12 +125,14 @@ impl Link {
             tokio::time::sleep(POLL).await;
         }
         let [write, indicate, info] = characteristics(device).await?;
-        let info = ServiceInfo::decode(&info.read().await.map_err(bluez("reading info"))?)?;
+        // Subscribe, then read: the read tells the peripheral this side listens (see
+        // `BlePeripheral::accept`).
         let indications = indicate
             .notify()
             .await
             .map_err(bluez("subscribing to indications"))?
             .boxed();
+        let info = ServiceInfo::decode(&info.read().await.map_err(bluez("reading info"))?)?;
         let reported = write.mtu().await.map_err(bluez("MTU"))?;
         let mtu = u16::try_from(reported + BLUER_MTU_WORKAROUND).unwrap_or(u16::MAX);
         segment_capacity(mtu)?;

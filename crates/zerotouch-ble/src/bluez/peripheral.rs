@@ -36,6 +36,8 @@ enum Incoming {
     },
     /// The central subscribed to the indicate characteristic.
     Subscribed(CharacteristicNotifier),
+    /// The central read the info characteristic.
+    InfoRead,
     /// A device's connection changed.
     Connection { device: Address, connected: bool },
 }
@@ -121,41 +123,39 @@ impl BlePeripheral {
         self.adapter.name()
     }
 
-    /// Waits for a central to subscribe to the indicate characteristic and gives its bearer.
+    /// Waits for a central to subscribe to the indicate characteristic and then read the info
+    /// (or write), and gives its bearer.
+    ///
+    /// The read after the subscription is how the peripheral knows the central listens: BlueZ
+    /// acknowledges a subscription before a `bluer` central has set up the D-Bus match for
+    /// the values (its `notify` subscribes first, then listens), so an indication sent at once
+    /// could be confirmed by BlueZ and never reach the application. [`BleCentral`] subscribes,
+    /// then reads the info.
     ///
     /// It takes the peripheral: one central at a time is served, and its later disconnects
-    /// and reconnects are [`BearerEvent`]s of that bearer. Writes that arrive before the
-    /// subscription are kept for [`GattBearer::next_event`].
+    /// and reconnects are [`BearerEvent`]s of that bearer. Writes that arrive before are kept
+    /// for [`GattBearer::next_event`].
+    ///
+    /// [`BleCentral`]: super::BleCentral
     ///
     /// # Errors
     /// [`Error::Stack`] when the application was unregistered under us.
-    pub async fn accept(mut self) -> Result<PeripheralBearer, Error> {
-        let mut early = VecDeque::new();
-        let mut mtu = MIN_ATT_MTU;
-        let mut central = None;
+    pub async fn accept(self) -> Result<PeripheralBearer, Error> {
+        let mut bearer = PeripheralBearer {
+            peripheral: self,
+            notifier: None,
+            subscribing: None,
+            central: None,
+            mtu: MIN_ATT_MTU,
+            connected: false,
+            pending: VecDeque::new(),
+        };
         loop {
-            match self.incoming.recv().await {
-                Some(Incoming::Subscribed(notifier)) => {
-                    return Ok(PeripheralBearer {
-                        peripheral: self,
-                        notifier: Some(notifier),
-                        central,
-                        mtu,
-                        connected: true,
-                        pending: early,
-                    });
-                }
-                Some(Incoming::Write {
-                    bytes,
-                    mtu: at,
-                    from,
-                }) => {
-                    mtu = at;
-                    central = Some(from);
-                    early.push_back(BearerEvent::Segment { bytes, mtu: at });
-                }
-                Some(Incoming::Connection { .. }) => {}
-                None => return Err(application_gone()),
+            let incoming = bearer.peripheral.incoming.recv().await;
+            match bearer.take(incoming)? {
+                Some(BearerEvent::Reconnected) => return Ok(bearer),
+                Some(event) => bearer.pending.push_back(event),
+                None => {}
             }
         }
     }
@@ -167,7 +167,7 @@ fn application_gone() -> Error {
 
 /// The service: write, indicate and info characteristics feeding `tx`.
 fn application(info: ServiceInfo, tx: mpsc::Sender<Incoming>) -> Application {
-    let writes = tx.clone();
+    let (writes, reads) = (tx.clone(), tx.clone());
     let write = Characteristic {
         uuid: uuid(WRITE_CHARACTERISTIC_UUID),
         write: Some(CharacteristicWrite {
@@ -223,7 +223,12 @@ fn application(info: ServiceInfo, tx: mpsc::Sender<Incoming>) -> Application {
             read: true,
             fun: Box::new(move |request| {
                 let value = value.get(usize::from(request.offset)..).map(<[u8]>::to_vec);
-                async move { value.ok_or(ReqError::InvalidOffset) }.boxed()
+                let reads = reads.clone();
+                async move {
+                    let _ = reads.send(Incoming::InfoRead).await;
+                    value.ok_or(ReqError::InvalidOffset)
+                }
+                .boxed()
             }),
             ..Default::default()
         }),
@@ -283,10 +288,14 @@ async fn device_events(
 ///
 /// [`mtu`](GattBearer::mtu) is the MTU of the central's latest write (BlueZ passes it with
 /// each one), [`MIN_ATT_MTU`] before the first. The central unsubscribing or disconnecting is
-/// [`BearerEvent::Disconnected`]; its next subscription is [`BearerEvent::Reconnected`].
+/// [`BearerEvent::Disconnected`]; its next subscription, once followed by a read or a write,
+/// is [`BearerEvent::Reconnected`].
 pub struct PeripheralBearer {
     peripheral: BlePeripheral,
     notifier: Option<CharacteristicNotifier>,
+    /// A subscription of a central that has not read or written since (see
+    /// [`BlePeripheral::accept`]).
+    subscribing: Option<CharacteristicNotifier>,
     central: Option<Address>,
     mtu: u16,
     connected: bool,
@@ -321,11 +330,24 @@ impl PeripheralBearer {
             Incoming::Write { bytes, mtu, from } => {
                 self.mtu = mtu;
                 self.central = Some(from);
-                Some(BearerEvent::Segment { bytes, mtu })
+                let segment = BearerEvent::Segment { bytes, mtu };
+                match self.listening() {
+                    Some(reconnected) => {
+                        self.pending.push_back(segment);
+                        Some(reconnected)
+                    }
+                    None => Some(segment),
+                }
+            }
+            Incoming::InfoRead => self.listening(),
+            // A central already connected that subscribes again is listening already.
+            Incoming::Subscribed(notifier) if self.connected => {
+                self.notifier = Some(notifier);
+                None
             }
             Incoming::Subscribed(notifier) => {
-                self.notifier = Some(notifier);
-                (!std::mem::replace(&mut self.connected, true)).then_some(BearerEvent::Reconnected)
+                self.subscribing = Some(notifier);
+                None
             }
             Incoming::Connection { device, connected } => {
                 let ours = self.central.is_none_or(|central| central == device);
@@ -334,9 +356,17 @@ impl PeripheralBearer {
         })
     }
 
+    /// The central that subscribed read or wrote since: it listens (`Reconnected` once).
+    fn listening(&mut self) -> Option<BearerEvent> {
+        let notifier = self.subscribing.take()?;
+        self.notifier = Some(notifier);
+        (!std::mem::replace(&mut self.connected, true)).then_some(BearerEvent::Reconnected)
+    }
+
     /// The central went away: `Disconnected` once.
     fn lost(&mut self) -> Option<BearerEvent> {
         self.notifier = None;
+        self.subscribing = None;
         std::mem::replace(&mut self.connected, false).then_some(BearerEvent::Disconnected)
     }
 }
