@@ -14,8 +14,14 @@
 )]
 #![cfg(feature = "bluer")]
 
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
+
+use common::world::{BleWorld, provision};
+use zerotouch_provisioner::ClientMac;
+use zerotouch_store_suite::fixtures;
 
 use zerotouch_ble::bluez::bluer::gatt::WriteOp;
 use zerotouch_ble::bluez::bluer::gatt::remote::CharacteristicWriteRequest;
@@ -68,6 +74,63 @@ fn the_bluer_peripheral_refuses_a_long_write() {
     in_simulator("the_bluer_peripheral_refuses_a_long_write", 23, long_write);
 }
 
+#[test]
+fn flow1_device_relay_server_completes_over_bluer_at_mtu_23() {
+    in_simulator(
+        "flow1_device_relay_server_completes_over_bluer_at_mtu_23",
+        23,
+        flow1_through_relay,
+    );
+}
+
+#[test]
+fn flow1_device_relay_server_completes_over_bluer_at_mtu_512() {
+    in_simulator(
+        "flow1_device_relay_server_completes_over_bluer_at_mtu_512",
+        512,
+        flow1_through_relay,
+    );
+}
+
+/// A provisioning over BlueZ: fixture device 1 as the bluer peripheral runs flow 1 to the
+/// end (PIN proof, sealed credential, join, outcome, revocation check) through the provisioner
+/// relay as the bluer central, which forwards to the real HTTPS server's relay endpoint.
+async fn flow1_through_relay(mtu: u16) {
+    let world = BleWorld::start().await;
+    let relay = world.relay(world.policy());
+    let peripheral = start_peripheral().await;
+    let device = tokio::spawn(async move {
+        let bearer = peripheral.accept().await.unwrap();
+        let mut channel = BleChannel::new(bearer, LinkConfig::default());
+        let (run, radio) = provision(&mut channel, u64::from(mtu)).await;
+        (run.unwrap(), radio.passphrase, channel.stats())
+    });
+    let central = connect_central(mtu).await;
+    let device_mac = ClientMac(central.device().address().0);
+    relay.admit(device_mac).unwrap();
+    let mut channel = BleChannel::new(central, LinkConfig::default());
+    let (run, passphrase, device_link) = tokio::select! {
+        done = device => done.unwrap(),
+        summary = relay.relay(device_mac, &mut channel) => panic!("the relay stopped first: {summary:?}"),
+    };
+    assert_eq!(run.joined.as_deref(), Some(&b"home"[..]));
+    assert_eq!(passphrase.as_deref(), Some(fixtures::PASSPHRASE));
+    assert!(run.revocation_checked);
+    let relay_link = channel.stats();
+    assert_eq!(relay_link.messages_received, device_link.messages_sent);
+    assert_eq!(device_link.messages_received, relay_link.messages_sent);
+    // The central checked every segment against MTU - 3 itself.
+    let capacity = segment_capacity(mtu).unwrap();
+    let central = channel.bearer();
+    assert!(central.largest_segment_written() <= capacity);
+    assert!(central.largest_segment_received() <= capacity);
+    if mtu == 23 {
+        // Flow 1's messages are all longer than one segment at MTU 23.
+        assert_eq!(central.largest_segment_written(), capacity);
+        assert_eq!(central.largest_segment_received(), capacity);
+    }
+}
+
 /// In the test process: starts BlueZoo reporting `mtu` and runs `name` again in a child on
 /// its bus. In that child: runs `body` with the MTU.
 fn in_simulator<F: Future<Output = ()>>(name: &str, mtu: u16, body: fn(u16) -> F) {
@@ -104,6 +167,11 @@ fn in_simulator<F: Future<Output = ()>>(name: &str, mtu: u16, body: fn(u16) -> F
         status.success(),
         "the child on BlueZoo {} (MTU {mtu}) failed: {status}; its output is above",
         simulator.version()
+    );
+    // A name that matched no test would run nothing and exit 0.
+    assert!(
+        output.contains("test result: ok. 1 passed"),
+        "the child did not run `{name}`; its output is above"
     );
 }
 
