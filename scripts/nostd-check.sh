@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The no_std proof and footprint check of zerotouch-core, zerotouch-provisioner,
-# zerotouch-device, zerotouch-peer and the framing of zerotouch-dns.
+# zerotouch-device, zerotouch-peer and the framings of zerotouch-dns and zerotouch-ble.
 #
 # No bare-metal target can be installed here, so no_std is proved by checks that together
 # leave no gap (see shared notes, "Proving no_std without a bare-metal target"):
 #   0. the check crate (nostd-check/, its own workspace) compiles exactly the dependency graph
 #      of the crates it covers (the core; the provisioner, the device session, the peer roles and
-#      the DNS framing too in the sets with `provisioner`, `device`, `peer` and `dns`)
+#      the DNS and BLE framings too in the sets with `provisioner`, `device`, `peer`, `dns` and
+#      `ble`)
 #      with exactly their features, and names each of those crates and every direct dependency
 #      of them with `extern crate`;
 #   a. it builds as a #![no_std] staticlib with its own panic handler and allocator, for each
@@ -14,7 +15,8 @@
 #   b. `cargo tree` for a bare-metal target shows no `std` feature (on any package, the crate
 #      itself included) and no getrandom, for the core, the provisioner (without its default
 #      `std`), the device session, the peer roles, the DNS framing (zerotouch-dns without its
-#      default server and client) and the check crate;
+#      default server and client), the BLE framing (zerotouch-ble without its default tokio,
+#      bluer and relay) and the check crate;
 #   c. the library's undefined symbols are only mem*/bcmp, unwinding and compiler-runtime ones;
 #   d. a C runner linked with the library alone runs the crates' real API and reports code size
 #      (linked with --gc-sections, minus the same runner not calling the library) and peak heap;
@@ -22,7 +24,9 @@
 #      attributed by name) and the peak heap of its flow-1 session with 30 visible networks;
 #      in the sets with `peer`, likewise the code of zerotouch-peer and the peak heap of its
 #      joiner and of its sponsor through a whole flow-2 handoff; in the sets with `dns`, the code
-#      of zerotouch-dns and the peak heap of its TunnelClient through two whole exchanges;
+#      of zerotouch-dns and the peak heap of its TunnelClient through two whole exchanges; in the
+#      sets with `ble`, the code of zerotouch-ble and the peak heap of a device's BleLink carrying
+#      a 4,202-byte message each way at ATT MTU 23;
 #   e. the figures are compared with nostd-check/budgets.txt.
 #
 # Usage: scripts/nostd-check.sh [--write-budgets]
@@ -58,8 +62,8 @@ work="$target_dir/nostd-check"
 mkdir -p "$work"
 
 # Feature sets: name and the check crate's features. `provisioner` adds zerotouch-provisioner,
-# `device` zerotouch-device, `peer` zerotouch-peer and `dns` zerotouch-dns (all
-# default-features = false); the other features are the core's.
+# `device` zerotouch-device, `peer` zerotouch-peer, `dns` zerotouch-dns and `ble` zerotouch-ble
+# (all default-features = false); the other features are the core's.
 #   p256-only         the core alone as a new device builds it: P-256 only, no certificate
 #                     parsing, no barcode;
 #   p256-device       a new device's firmware: the same core plus the flow-1 device session,
@@ -69,9 +73,11 @@ mkdir -p "$work"
 #                     (flow 2: both roles, run through a whole handoff);
 #   p256-dns          the same core plus the DNS binding's framing, for a device whose only way
 #                     out is DNS (a TunnelClient run through whole exchanges);
+#   p256-ble          the same core plus the BLE binding's framing, for a device that is set up
+#                     over BLE (two BleLinks, a 4,202-byte message each way at MTU 23);
 #   full              everything the no_std crates can do.
-set_names=(p256-only p256-device p256-provisioner p256-peer p256-dns full)
-set_features=("" "device" "provisioner" "peer" "dns" "ed25519,x25519,x509,barcode,provisioner,device,peer,dns")
+set_names=(p256-only p256-device p256-provisioner p256-peer p256-dns p256-ble full)
+set_features=("" "device" "provisioner" "peer" "dns" "ble" "ed25519,x25519,x509,barcode,provisioner,device,peer,dns,ble")
 
 # Undefined symbols a no_std library may leave to the platform: the C memory functions (libc
 # or compiler_builtins on a device), unwinding symbols that core and alloc, precompiled with
@@ -96,25 +102,27 @@ core_features() { # check features -> the core's features among them, comma-sepa
   local f out=() fs
   IFS=',' read -r -a fs <<< "$1"
   for f in "${fs[@]}"; do
-    [[ -n "$f" && "$f" != provisioner && "$f" != device && "$f" != peer && "$f" != dns ]] && out+=("$f")
+    [[ -n "$f" && "$f" != provisioner && "$f" != device && "$f" != peer && "$f" != dns && "$f" != ble ]] && out+=("$f")
   done
   (IFS=','; echo "${out[*]}")
 }
 # The crates a feature set covers, then the check crate itself.
-scopes_of() { # check features -> "core [provisioner] [device] [peer] [dns] check"
+scopes_of() { # check features -> "core [provisioner] [device] [peer] [dns] [ble] check"
   local out=core
   [[ ",$1," == *,provisioner,* ]] && out+=" provisioner"
   [[ ",$1," == *,device,* ]] && out+=" device"
   [[ ",$1," == *,peer,* ]] && out+=" peer"
   [[ ",$1," == *,dns,* ]] && out+=" dns"
+  [[ ",$1," == *,ble,* ]] && out+=" ble"
   echo "$out check"
 }
 # The `cargo tree` arguments of one scope for a feature set, into the array `scope_args`:
 #   core         zerotouch-core with the set's core features;
 #   provisioner  zerotouch-provisioner without its default `std` (likewise zerotouch-device for
 #   device, peer `device`, zerotouch-peer for `peer`, zerotouch-dns without its default server
-#   dns          and client for `dns`), with the set's core features turned on through it (as a
-#                firmware depending on both gets them);
+#   dns, ble     and client for `dns`, zerotouch-ble without its default tokio, bluer and relay
+#                for `ble`), with the set's core features turned on through it (as a firmware
+#                depending on both gets them);
 #   check        the check crate with the set's features.
 set_scope_args() { # scope check-features
   local cf
@@ -123,7 +131,7 @@ set_scope_args() { # scope check-features
     core)
       scope_args=(-p zerotouch-core --no-default-features)
       [[ -n "$cf" ]] && scope_args+=(--features "$cf") ;;
-    provisioner | device | peer | dns)
+    provisioner | device | peer | dns | ble)
       scope_args=(-p "zerotouch-$1" --no-default-features)
       [[ -n "$cf" ]] && scope_args+=(--features "$(sed 's/[^,][^,]*/zerotouch-core\/&/g' <<< "$cf")") ;;
     check)
@@ -169,7 +177,7 @@ for i in "${!set_names[@]}"; do
 done
 # Each crate, and every direct dependency of it, is named with `extern crate` (else it is
 # never loaded).
-for crate_args in "zerotouch-core --features ed25519,x509,barcode" "zerotouch-provisioner" "zerotouch-device" "zerotouch-peer" "zerotouch-dns"; do
+for crate_args in "zerotouch-core --features ed25519,x509,barcode" "zerotouch-provisioner" "zerotouch-device" "zerotouch-peer" "zerotouch-dns" "zerotouch-ble"; do
   read -r crate_pkg crate_features <<< "$crate_args"
   # shellcheck disable=SC2086 # crate_features is empty or "--features list"
   if direct=$(cargo tree -q -p "$crate_pkg" --target "$bare_metal" -e normal --depth 1 --prefix none \
@@ -267,8 +275,9 @@ build_rustflags="${RUSTFLAGS:+$RUSTFLAGS }-C symbol-mangling-version=v0"
 # does not.
 # The same attribution serves zerotouch-peer (`nostd_check::peer::entry::*`) and zerotouch-dns
 # (`nostd_check::dns::entry::*`; there the check's fake server calls the framing's decoders too,
-# and those count where LTO keeps them out of line).
-crate_symbols() { # executable device|peer|dns -> one "size(hex) name" line per symbol
+# and those count where LTO keeps them out of line) and zerotouch-ble
+# (`nostd_check::ble::entry::*`; the check's central counts where LTO keeps it out of line).
+crate_symbols() { # executable device|peer|dns|ble -> one "size(hex) name" line per symbol
   nm -S -C --defined-only "$1" \
     | awk '$3 ~ /^[tTwW]$/' | sort -u -k1,1 \
     | awk -v c="$2" '{ n = $0; sub(/^[^ ]+ [^ ]+ [^ ]+ /, "", n)
@@ -277,7 +286,7 @@ crate_symbols() { # executable device|peer|dns -> one "size(hex) name" line per 
 
 declare -A figure
 # The code of zerotouch-<crate> in the linked runner, into figure[<set>.<crate>_code_bytes].
-crate_code() { # set runner device|peer|dns
+crate_code() { # set runner device|peer|dns|ble
   # (grep -c, not -q: with pipefail, nm killed by SIGPIPE would fail the test.)
   if [[ "$(nm "$2" | grep -c ' _R' || true)" == 0 ]]; then
     fail "$1: the runner's symbols are not v0-mangled (RUSTFLAGS ignored?): zerotouch-$3's code cannot be attributed"
@@ -325,7 +334,7 @@ for i in "${!set_names[@]}"; do
   fi
   field() { echo "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
   # Bits of zt_check_features: 1 ed25519, 2 x509, 4 barcode, 8 provisioner, 16 device, 32 peer,
-  # 64 dns.
+  # 64 dns, 128 ble.
   expect_features=0
   [[ ",$features," == *,ed25519,* ]] && expect_features=$(( expect_features | 1 ))
   [[ ",$features," == *,x509,* ]] && expect_features=$(( expect_features | 2 ))
@@ -334,6 +343,7 @@ for i in "${!set_names[@]}"; do
   [[ ",$features," == *,device,* ]] && expect_features=$(( expect_features | 16 ))
   [[ ",$features," == *,peer,* ]] && expect_features=$(( expect_features | 32 ))
   [[ ",$features," == *,dns,* ]] && expect_features=$(( expect_features | 64 ))
+  [[ ",$features," == *,ble,* ]] && expect_features=$(( expect_features | 128 ))
   if [[ "$(field features)" != "$expect_features" ]]; then
     fail "$name: the library reports features=$(field features), expected $expect_features"
   fi
@@ -359,6 +369,10 @@ for i in "${!set_names[@]}"; do
     crate_code "$name" "$runner" dns
     figure[$name.dns_tunnel_peak_heap_bytes]=$(field dns_tunnel_peak_heap)
   fi
+  if [[ ",$features," == *,ble,* ]]; then
+    crate_code "$name" "$runner" ble
+    figure[$name.ble_link_peak_heap_bytes]=$(field ble_link_peak_heap)
+  fi
 
   if [[ "${NOSTD_CHECK_BREAKDOWN:-0}" == 1 ]] && command -v python3 > /dev/null; then
     note "$name: biggest contributors to .text (bytes, by crate of the symbol):"
@@ -376,6 +390,11 @@ for line in sys.stdin:
     sizes[names[0] if names else parts[3].strip()[:40]] += int(parts[1], 16)
 for crate, n in sizes.most_common(15):
     print(f"    {n:8d} {crate}")'
+    if [[ -s "$work/ble-symbols-$name" ]]; then
+      note "$name: biggest symbols counted as zerotouch-ble's code (bytes; all in $work/ble-symbols-$name):"
+      while read -r size sym; do printf '    %8d %s\n' $(( 16#$size )) "${sym:0:150}"; done \
+        < <(sort -r "$work/ble-symbols-$name" | head -12)
+    fi
     if [[ -s "$work/dns-symbols-$name" ]]; then
       note "$name: biggest symbols counted as zerotouch-dns's code (bytes; all in $work/dns-symbols-$name):"
       while read -r size sym; do printf '    %8d %s\n' $(( 16#$size )) "${sym:0:150}"; done \
@@ -405,9 +424,10 @@ checked_keys=(code_bytes flash_bytes peak_heap_bytes)
 device_keys=(device_code_bytes device_session_peak_heap_bytes)
 peer_keys=(peer_code_bytes joiner_peak_heap_bytes sponsor_peak_heap_bytes)
 dns_keys=(dns_code_bytes dns_tunnel_peak_heap_bytes)
+ble_keys=(ble_code_bytes ble_link_peak_heap_bytes)
 keys_of() { # set name -> the budgeted keys of its figures
   local key
-  for key in "${checked_keys[@]}" "${device_keys[@]}" "${peer_keys[@]}" "${dns_keys[@]}"; do
+  for key in "${checked_keys[@]}" "${device_keys[@]}" "${peer_keys[@]}" "${dns_keys[@]}" "${ble_keys[@]}"; do
     [[ -n "${figure[$1.$key]:-}" ]] && echo "$key"
   done
   return 0
@@ -441,6 +461,10 @@ if [[ $write_budgets -eq 1 ]]; then
     echo "#   decoders the check's fake server calls count where LTO keeps them out of line)."
     echo "# dns_tunnel_peak_heap_bytes (sets with dns): most heap bytes live at once in the"
     echo "#   TunnelClient through two whole exchanges (a 3,072-byte message), the fake server excluded."
+    echo "# ble_code_bytes (sets with ble): the runner's .text symbols attributed to zerotouch-ble by"
+    echo "#   name, as for device_code_bytes (entry points nostd_check::ble::entry)."
+    echo "# ble_link_peak_heap_bytes (sets with ble): most heap bytes live at once in the device's"
+    echo "#   BleLink carrying a 4,202-byte message each way at ATT MTU 23, the central excluded."
     echo "# *.aim: the long-term aim, shown in the summary, not enforced."
     for name in "${set_names[@]}"; do
       [[ -n "${figure[$name.code_bytes]:-}" ]] || { fail "$name: no figures to write"; continue; }
@@ -500,6 +524,10 @@ for name in "${set_names[@]}"; do
   if [[ -n "${figure[$name.dns_code_bytes]:-}" ]]; then
     echo "nostd-check: $name   dns_code=$(show "$name" dns_code_bytes)" \
       "dns_tunnel_peak_heap=$(show "$name" dns_tunnel_peak_heap_bytes)"
+  fi
+  if [[ -n "${figure[$name.ble_code_bytes]:-}" ]]; then
+    echo "nostd-check: $name   ble_code=$(show "$name" ble_code_bytes)" \
+      "ble_link_peak_heap=$(show "$name" ble_link_peak_heap_bytes)"
   fi
 done
 

@@ -7,9 +7,9 @@
 //! starts with nothing live. All counters are atomics, so the allocator is sound if shared
 //! between threads; the entry points that reset counters are not meant to run concurrently.
 //!
-//! With the `device`, `peer` or `dns` feature the arena has a second region for the check's
+//! With the `device`, `peer`, `dns` or `ble` feature the arena has a second region for the check's
 //! own server side (see [`server_side`]): the device session's peak ([`begin_session`],
-//! [`end_session`]) and a peer role's or the DNS tunnel's ([`session_peak_so_far`]) count the
+//! [`end_session`]) and a peer role's, the DNS tunnel's or the BLE link's ([`session_peak_so_far`]) count the
 //! first region only, so the server's allocations, interleaved with the session's, are not
 //! charged to the device. A block is counted in the region its address lies in, whoever frees
 //! or grows it.
@@ -17,7 +17,7 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr;
-#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns", feature = "ble"))]
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -31,23 +31,29 @@ const MAIN_SIZE: usize = if cfg!(all(feature = "device", feature = "peer")) {
 } else {
     256 * 1024
 };
-/// Size of the region of the check's own server side (`device`, `peer` and `dns` only). With
+/// Size of the region of the check's own server side (`device`, `peer`, `dns` and `ble` only). With
 /// `peer` it also plays the other role of ten handoffs (the automatic one and four fallbacks,
 /// each measuring either role), whose freed blocks the bump allocator mostly cannot reuse: its
 /// high water reached 162,895 bytes with `peer` alone and 201,535 in the full set. With `dns`
 /// it runs the DNS check's fake server, which reads and rewrites its stored tunnel record for
 /// every chunk of a 3,072-byte message, as a server keeping it in its store does: more than
-/// 128 KiB of blocks the bump allocator cannot reuse, so 256 KiB more.
-#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
+/// 128 KiB of blocks the bump allocator cannot reuse, so 256 KiB more. With `ble` it runs the
+/// BLE check's central, which holds two 4,202-byte messages at most: the 64 KiB suffice.
+#[cfg(any(feature = "device", feature = "peer", feature = "dns", feature = "ble"))]
 const SERVER_SIZE: usize = if cfg!(feature = "peer") {
     256 * 1024
 } else {
     64 * 1024
 } + if cfg!(feature = "dns") { 256 * 1024 } else { 0 };
-#[cfg(not(any(feature = "device", feature = "peer", feature = "dns")))]
+#[cfg(not(any(feature = "device", feature = "peer", feature = "dns", feature = "ble")))]
 const SERVER_SIZE: usize = 0;
 /// Whether the arena has the server's region (and counts per region).
-const SPLIT: bool = cfg!(any(feature = "device", feature = "peer", feature = "dns"));
+const SPLIT: bool = cfg!(any(
+    feature = "device",
+    feature = "peer",
+    feature = "dns",
+    feature = "ble"
+));
 /// Size of the whole arena (both regions).
 pub const ARENA_SIZE: usize = MAIN_SIZE + SERVER_SIZE;
 
@@ -137,10 +143,10 @@ static ALLOCATOR: CountingBump = CountingBump {
 };
 
 /// Whether allocations go to the server's region now.
-#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns", feature = "ble"))]
 static IN_SERVER: AtomicBool = AtomicBool::new(false);
 /// Bytes live in the main region when the device session (or a peer role) began.
-#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns", feature = "ble"))]
 static SESSION_BASE: AtomicUsize = AtomicUsize::new(0);
 /// The device session's peak, as [`end_session`] found it.
 #[cfg(feature = "device")]
@@ -153,7 +159,7 @@ fn base() -> usize {
 impl CountingBump {
     /// The region new allocations go to now.
     fn current(&self) -> &Region {
-        #[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
+        #[cfg(any(feature = "device", feature = "peer", feature = "dns", feature = "ble"))]
         if IN_SERVER.load(Relaxed) {
             return &self.server;
         }
@@ -282,7 +288,7 @@ pub fn begin_run() {
 
 /// Runs `f` as the check's server side: what it allocates is not charged to the device
 /// session (it still counts in the run's [`peak`]).
-#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns", feature = "ble"))]
 pub fn server_side<T>(f: impl FnOnce() -> T) -> T {
     let was = IN_SERVER.swap(true, Relaxed);
     let out = f();
@@ -292,7 +298,7 @@ pub fn server_side<T>(f: impl FnOnce() -> T) -> T {
 
 /// The device session begins: its peak counts the main region's bytes from here, above what
 /// is live now.
-#[cfg(any(feature = "device", feature = "peer", feature = "dns"))]
+#[cfg(any(feature = "device", feature = "peer", feature = "dns", feature = "ble"))]
 pub fn begin_session() {
     let main = &ALLOCATOR.main;
     let live = main.live.load(Relaxed);
@@ -308,9 +314,9 @@ pub fn end_session() {
 }
 
 /// The most bytes live at once in the main region since [`begin_session`], above what was live
-/// when it began (the peer roles' and the DNS tunnel's figures, taken when the role or the
-/// tunnel has been dropped).
-#[cfg(any(feature = "peer", feature = "dns"))]
+/// when it began (the peer roles', the DNS tunnel's and the BLE link's figures, taken when the
+/// role, the tunnel or the link has been dropped).
+#[cfg(any(feature = "peer", feature = "dns", feature = "ble"))]
 pub fn session_peak_so_far() -> usize {
     ALLOCATOR.main.peak.load(Relaxed) - SESSION_BASE.load(Relaxed)
 }

@@ -2,7 +2,7 @@
 //!
 //! The proof that `zerotouch-core`, `zerotouch-provisioner` (feature `provisioner`),
 //! `zerotouch-device` (feature `device`), `zerotouch-peer` (feature `peer`) and the framing
-//! of `zerotouch-dns` (feature `dns`) build and run without `std`, and the measuring stick for their footprint on a device. See
+//! of `zerotouch-dns` (feature `dns`) and of `zerotouch-ble` (feature `ble`) build and run without `std`, and the measuring stick for their footprint on a device. See
 //! `scripts/nostd-check.sh`, which builds this crate as a static library for each device
 //! feature set, checks what it links against, links it into a small C runner (`runner.c`) and
 //! compares code size and peak heap with `budgets.txt`.
@@ -22,7 +22,10 @@
 //!   SPAKE2+), and measures each role's peak heap. With `dns`, it drives `zerotouch-dns`'s
 //!   `TunnelClient` through two whole exchanges (cookie, chunks, a lost answer, a forged one,
 //!   an expired cookie, the EDNS probe once a response needs polls, polls) against a fake
-//!   server built from the framing, and measures the tunnel's peak heap.
+//!   server built from the framing, and measures the tunnel's peak heap. With `ble`, it carries
+//!   a 4,202-byte message each way at ATT MTU 23 between two `zerotouch-ble` `BleLink`s (a
+//!   disconnect mid-message, a copy of a delivered message, a bad segment, a reassembly
+//!   timeout), and measures the device link's peak heap.
 //! - The allocator is a bump arena over a static buffer that counts live and peak heap bytes.
 //!
 //! This crate alone in the project uses `unsafe`: for the allocator, the panic handler and the
@@ -70,6 +73,8 @@ extern crate x25519_dalek;
 #[cfg(feature = "x509")]
 extern crate x509_cert;
 extern crate zeroize;
+#[cfg(feature = "ble")]
+extern crate zerotouch_ble;
 extern crate zerotouch_core;
 #[cfg(feature = "device")]
 extern crate zerotouch_device;
@@ -80,6 +85,8 @@ extern crate zerotouch_peer;
 #[cfg(feature = "provisioner")]
 extern crate zerotouch_provisioner;
 
+#[cfg(feature = "ble")]
+mod ble;
 #[cfg(feature = "device")]
 mod device;
 #[cfg(feature = "dns")]
@@ -168,6 +175,18 @@ pub extern "C" fn zt_check_dns_tunnel_peak_heap() -> usize {
     peak
 }
 
+/// With `ble`: the most heap bytes the device's BLE link had live at once during the last
+/// [`zt_check_run`], from its creation to its drop, without the check's central (see
+/// `src/ble.rs`); 0 without `ble`.
+#[unsafe(no_mangle)]
+pub extern "C" fn zt_check_ble_link_peak_heap() -> usize {
+    #[cfg(feature = "ble")]
+    let peak = ble::link_peak();
+    #[cfg(not(feature = "ble"))]
+    let peak = 0;
+    peak
+}
+
 /// Heap bytes live now (0 after a run: nothing leaks).
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_heap_in_use() -> usize {
@@ -194,7 +213,7 @@ pub extern "C" fn zt_check_arena_size() -> usize {
 }
 
 /// Which optional features this build has: bit 0 `ed25519`, bit 1 `x509`, bit 2 `barcode`,
-/// bit 3 `provisioner`, bit 4 `device`, bit 5 `peer`, bit 6 `dns`.
+/// bit 3 `provisioner`, bit 4 `device`, bit 5 `peer`, bit 6 `dns`, bit 7 `ble`.
 #[unsafe(no_mangle)]
 pub extern "C" fn zt_check_features() -> u32 {
     u32::from(cfg!(feature = "ed25519"))
@@ -204,6 +223,7 @@ pub extern "C" fn zt_check_features() -> u32 {
         | u32::from(cfg!(feature = "device")) << 4
         | u32::from(cfg!(feature = "peer")) << 5
         | u32::from(cfg!(feature = "dns")) << 6
+        | u32::from(cfg!(feature = "ble")) << 7
 }
 
 /// A panic cannot unwind (`panic = "abort"`) and there is no process to abort: trap, so a host

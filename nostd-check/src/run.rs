@@ -42,7 +42,8 @@ const VERDICT_SECRET: [u8; 32] = [0x33; 32];
         feature = "provisioner",
         feature = "device",
         feature = "peer",
-        feature = "dns"
+        feature = "dns",
+        feature = "ble"
     )),
     allow(dead_code)
 )]
@@ -138,6 +139,10 @@ pub enum Step {
     /// The DNS tunnel did not carry a message and its response through the fake server as it
     /// should (a query, an answer's handling, an event, the answer limit or the counts).
     DnsTunnel = 42,
+    /// The BLE links did not carry a message each way as they should (the info value, a
+    /// segment, a delivery, the resend after a disconnect, a copy dropped, a bad segment or a
+    /// timeout refused, the counts).
+    Ble = 43,
 }
 
 pub(crate) type Check = Result<(), Step>;
@@ -265,6 +270,9 @@ pub fn run() -> Check {
     // Flow-1 messages through a DNS tunnel, as a device on a DNS-only network carries them.
     #[cfg(feature = "dns")]
     crate::dns::run()?;
+    // Both flows' largest message each way between a device's GATT peripheral and a central.
+    #[cfg(feature = "ble")]
+    crate::ble::run()?;
     Ok(())
 }
 
