@@ -161,8 +161,11 @@ impl BleLink {
         mtu: u16,
     ) -> Result<Option<Vec<u8>>, Error> {
         self.stats.segments_received += 1;
+        let received = self.reassembler.receive(now, segment, mtu)?;
+        // Only a segment that keeps to the format counts as the link moving: a peer sending
+        // garbage still reaches the idle timeout.
         self.last_activity = now;
-        match self.reassembler.receive(now, segment, mtu)? {
+        match received {
             Received::Partial => Ok(None),
             Received::Message(message) => {
                 self.stats.messages_received += 1;

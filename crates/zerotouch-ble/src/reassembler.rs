@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 
+use sha2::{Digest, Sha256};
 use zerotouch_core::Instant;
 
 use crate::segment::{SEQ_MASK, Segment};
@@ -14,8 +15,8 @@ pub enum Received {
     Partial,
     /// A whole message, delivered once.
     Message(Vec<u8>),
-    /// The last segment of a message already delivered, sent again after a reconnect: its
-    /// bytes were checked and dropped.
+    /// A message already delivered, sent again after a reconnect (same transaction id, same
+    /// bytes): dropped.
     Duplicate {
         /// The transaction id of the message sent again.
         txn: u8,
@@ -28,11 +29,9 @@ struct InProgress {
     total: usize,
     /// Sequence number of the next segment.
     next_seq: u8,
-    /// The bytes so far; empty (and only counted) for a copy being skipped.
+    /// The bytes so far.
     bytes: Vec<u8>,
     received: usize,
-    /// A copy of the last message delivered: checked, not kept.
-    duplicate: bool,
     deadline: Instant,
 }
 
@@ -40,15 +39,17 @@ struct InProgress {
 ///
 /// Every rule of the segment format is checked on every segment: size against this write's
 /// MTU, sequence, announced length, end marker. A message begun and not finished within the
-/// reassembly timeout is dropped. The transaction id of the last message delivered is kept
-/// across reconnects, so a message the sender repeats because it never saw the last write
-/// acknowledged is recognised and not delivered twice.
+/// reassembly timeout is dropped. The transaction id and SHA-256 digest of the last message
+/// delivered are kept across reconnects, so a message the sender repeats because it never saw
+/// the last write acknowledged is recognised and not delivered twice, while a new message
+/// that merely reuses the id (a central that restarted, its ids from 0 again) is delivered.
 #[derive(Debug, Clone)]
 pub struct Reassembler {
     max_message_len: usize,
     timeout_ms: u64,
     in_progress: Option<InProgress>,
-    last_delivered: Option<u8>,
+    /// Transaction id and digest of the last message delivered.
+    last_delivered: Option<(u8, [u8; 32])>,
 }
 
 impl Reassembler {
@@ -75,6 +76,8 @@ impl Reassembler {
     }
 
     fn take(&mut self, now: Instant, segment: &[u8], mtu: u16) -> Result<Received, Error> {
+        // A deadline that passed counts even if the caller has not run its timer yet.
+        self.handle_timeout(now)?;
         match Segment::parse(segment, mtu)? {
             Segment::Begin {
                 end,
@@ -99,18 +102,12 @@ impl Reassembler {
                         max: self.max_message_len,
                     });
                 }
-                let duplicate = self.last_delivered == Some(txn);
                 let mut progress = InProgress {
                     txn,
                     total,
                     next_seq: 1,
-                    bytes: if duplicate {
-                        Vec::new()
-                    } else {
-                        Vec::with_capacity(total)
-                    },
+                    bytes: Vec::with_capacity(total),
                     received: 0,
-                    duplicate,
                     deadline: Instant(now.0.saturating_add(self.timeout_ms)),
                 };
                 Self::append(&mut progress, payload, end)?;
@@ -157,9 +154,7 @@ impl Reassembler {
             });
         }
         progress.received = received;
-        if !progress.duplicate {
-            progress.bytes.extend_from_slice(payload);
-        }
+        progress.bytes.extend_from_slice(payload);
         Ok(())
     }
 
@@ -168,10 +163,11 @@ impl Reassembler {
             self.in_progress = Some(progress);
             return Ok(Received::Partial);
         }
-        if progress.duplicate {
+        let digest: [u8; 32] = Sha256::digest(&progress.bytes).into();
+        if self.last_delivered == Some((progress.txn, digest)) {
             return Ok(Received::Duplicate { txn: progress.txn });
         }
-        self.last_delivered = Some(progress.txn);
+        self.last_delivered = Some((progress.txn, digest));
         Ok(Received::Message(progress.bytes))
     }
 

@@ -513,3 +513,38 @@ fn a_begun_message_not_finished_within_the_reassembly_timeout_is_dropped() {
         Err(Error::NoMessageInProgress)
     );
 }
+
+#[test]
+fn a_new_message_reusing_the_last_transaction_id_is_delivered() {
+    // A central that restarted numbers its messages from 0 again; the peripheral kept its
+    // link. Same id, other bytes: a new message, not a copy.
+    let first = message(60);
+    let mut r = reassembler();
+    assert_eq!(
+        feed(&mut r, &segments(0, &first, 23), 23),
+        Received::Message(first.clone())
+    );
+    r.link_reset();
+    let mut other = first.clone();
+    other[59] ^= 1;
+    assert_eq!(
+        feed(&mut r, &segments(0, &other, 23), 23),
+        Received::Message(other)
+    );
+}
+
+#[test]
+fn a_segment_after_the_reassembly_deadline_is_refused_before_the_timer_runs() {
+    let config = LinkConfig {
+        reassembly_timeout_ms: 1000,
+        ..LinkConfig::default()
+    };
+    let mut r = Reassembler::new(&config);
+    let s = segments(4, &message(100), 23);
+    r.receive(Instant(0), &s[0], 23).unwrap();
+    assert_eq!(
+        r.receive(Instant(1000), &s[1], 23),
+        Err(Error::ReassemblyTimeout { txn: 4 })
+    );
+    assert!(!r.is_reassembling());
+}

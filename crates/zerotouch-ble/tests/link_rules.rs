@@ -549,3 +549,20 @@ async fn channel_takes_the_mtu_of_each_segment_when_it_changes_mid_message() {
     assert_eq!(down.largest_value, 244);
     assert_eq!(down.value_bytes, 4202 + 4 + 26);
 }
+
+#[test]
+fn refused_segments_do_not_keep_the_link_alive() {
+    let config = LinkConfig {
+        idle_timeout_ms: 5_000,
+        ..LinkConfig::default()
+    };
+    let mut link = BleLink::new(config, T0);
+    // Garbage every second: a continuation with nothing begun.
+    for at in (1_000..5_000).step_by(1_000) {
+        assert_eq!(
+            link.receive_segment(Instant(at), &[0x01, 0xff], 23),
+            Err(Error::NoMessageInProgress)
+        );
+    }
+    assert_eq!(link.handle_timeout(Instant(5_000)), Err(Error::IdleTimeout));
+}

@@ -78,7 +78,8 @@ fn every_mtu_from_23_to_517_round_trips_and_fills_its_segments() {
 struct Shadow {
     total: usize,
     bytes: Vec<u8>,
-    last_delivered: Option<u8>,
+    /// Transaction id and bytes of the last message delivered.
+    last_delivered: Option<(u8, Vec<u8>)>,
     txn: Option<u8>,
 }
 
@@ -116,12 +117,14 @@ impl Shadow {
                 assert!(m.len() <= MAX_MESSAGE_LEN);
                 assert_eq!(m.len(), self.total);
                 assert!(*m == self.bytes);
-                assert_ne!(self.txn, self.last_delivered);
-                self.last_delivered = self.txn;
+                let delivered = self.txn.map(|txn| (txn, self.bytes.clone()));
+                // Same id and same bytes as the last one is a copy, never delivered again.
+                assert_ne!(delivered, self.last_delivered);
+                self.last_delivered = delivered;
                 self.txn = None;
             }
             Received::Duplicate { txn } => {
-                assert_eq!(Some(*txn), self.last_delivered);
+                assert_eq!(Some((*txn, self.bytes.clone())), self.last_delivered);
                 assert_eq!(self.bytes.len(), self.total);
                 self.txn = None;
             }
