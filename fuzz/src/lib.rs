@@ -13,6 +13,7 @@ use zerotouch_core::{
 };
 use zerotouch_provisioner::OpenNetworkOrder;
 
+pub mod ble;
 pub mod peer;
 
 /// Secret of the fixed Ed25519 key (fuzzing only, never a real key).
@@ -171,7 +172,7 @@ pub fn check_round_trip<M: Message + PartialEq + core::fmt::Debug>(data: &[u8], 
 }
 
 /// Fuzz target names, as in Cargo.toml.
-pub const TARGETS: [&str; 12] = [
+pub const TARGETS: [&str; 13] = [
     "envelope_decode",
     "error_message_decode",
     "barcode_decode",
@@ -184,6 +185,7 @@ pub const TARGETS: [&str; 12] = [
     "pinned_bundle_decode",
     "flow2_decode",
     "peer_roles",
+    "ble_reassemble",
 ];
 
 /// One seed: the target it is for, a file name, and its bytes.
@@ -463,6 +465,7 @@ pub fn api_seeds() -> Vec<Seed> {
     out.extend(flow1_seeds(&p));
     out.extend(manifest_seeds());
     out.extend(peer::seeds());
+    out.extend(ble::seeds());
 
     // SubjectPublicKeyInfos.
     let ed_spki = ed.public_key().to_spki_der();
