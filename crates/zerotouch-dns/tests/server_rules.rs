@@ -24,9 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use zerotouch_core::flow1::{DeviceIdentityRef, ReportedNetwork};
 use zerotouch_core::{
-    BarcodePayload, CipherSuite, Envelope, Instant, KeyFingerprint, KeyId, KeyMapRule, KeyRole,
-    MessageTag, Nonce, Pin, PinnedKey, PinnedKeys, PublicKey, ServerKeyRing, SessionId,
-    SignatureAlgorithm, Signer, SigningKey, SoftwareSigner, Transport,
+    CipherSuite, Envelope, Instant, KeyId, KeyMapRule, KeyRole, MessageTag, Nonce, Pin, PublicKey,
+    SessionId, Signer, SoftwareSigner, Transport,
 };
 use zerotouch_device::{DeviceConfig, DeviceSession, Event, MemoryDeviceState, Path, RetryPolicy};
 use zerotouch_dns::answer::{body_capacity, probe_filler};
@@ -36,7 +35,7 @@ use zerotouch_dns::{
     QueryHeader, QueryKind, QueryLimit, Reply, TunnelClient, TunnelConfig, TunnelEvent, TunnelId,
     Zone, max_data_per_query, serve_dns,
 };
-use zerotouch_server::{ReassociationProof, ServiceConfig, SetupService};
+use zerotouch_server::{ServiceConfig, SetupService};
 use zerotouch_store::{
     Account, AccountId, AccountStore, Association, AssociationChange, AssociationStore,
     AttemptState, AttemptStore, AuditEntry, ChangeOutcome, CounterKey, DeviceRecord, DeviceStore,
@@ -46,6 +45,7 @@ use zerotouch_store::{
     ServerKeyStore, SessionCas, SessionRecord, SessionStore, StoreError, StoredResponse,
 };
 use zerotouch_store_suite::fixtures;
+use zerotouch_testkit::flow1::{self, pinned, ring};
 
 /// 2023-11-14T22:13:20Z: 13 min 20 s into a cookie epoch.
 const T0: Instant = Instant(1_700_000_000_000);
@@ -154,30 +154,6 @@ counted!(SessionStore {
 type Service = SetupService<CountingStore, SoftwareSigner>;
 type Handler = DnsHandler<CountingStore, SoftwareSigner>;
 
-fn signer(seed: u8) -> SoftwareSigner {
-    SoftwareSigner::new(
-        SigningKey::from_secret_bytes(SignatureAlgorithm::EcdsaP256Sha256, &[seed; 32]).unwrap(),
-    )
-}
-
-/// The server's keys (the same every call: a second "process" signs with the same keys).
-fn ring() -> ServerKeyRing<SoftwareSigner> {
-    let mut ring = ServerKeyRing::new();
-    ring.add(KeyRole::SetupSigning, signer(0xa1)).unwrap();
-    ring.add(KeyRole::RevocationVerdict, signer(0xa3)).unwrap();
-    ring
-}
-
-fn pinned() -> PinnedKeys {
-    PinnedKeys::new(
-        ring()
-            .keys()
-            .iter()
-            .map(|k| PinnedKey::new(k.role, k.signer.public_key().clone()))
-            .collect(),
-    )
-}
-
 struct World {
     store: CountingStore,
     service: Arc<Service>,
@@ -186,37 +162,7 @@ struct World {
 impl World {
     async fn new() -> World {
         let store = CountingStore::default();
-        for k in ring().keys() {
-            store
-                .add_server_key(k.role, k.signer.public_key().clone(), T0)
-                .await
-                .unwrap();
-        }
-        let account = store.create_account("owner", T0).await.unwrap();
-        store
-            .add_network(fixtures::network(account, "home"), T0)
-            .await
-            .unwrap();
-        store
-            .import_devices(vec![fixtures::device(1)])
-            .await
-            .unwrap();
-        let registrar = store
-            .add_registrar("shop", RegistrarCredential::ApiTokenHash([9; 32]), T0)
-            .await
-            .unwrap();
-        let service = SetupService::new(store.clone(), ring(), ServiceConfig::default());
-        let d = fixtures::device(1);
-        let label = BarcodePayload {
-            fingerprint: KeyFingerprint::of(&d.key_id, 16).unwrap(),
-            device_type: d.device_type,
-            product_number: d.product_number,
-            pin: None,
-        };
-        service
-            .register_device(registrar, &label, account, ReassociationProof::None, T0)
-            .await
-            .unwrap();
+        let service = flow1::registered_service(store.clone(), false).await;
         World {
             store,
             service: Arc::new(service),

@@ -22,69 +22,15 @@ use zerotouch_dns::name::{MAX_LABEL, MAX_NAME_OCTETS, name_wire_len};
 use zerotouch_dns::tunnel_record::{MAX_CHUNKS, MAX_MESSAGE_LEN};
 use zerotouch_dns::*;
 
+use zerotouch_testkit::spec::{self, grouped, number, table};
+
 fn section() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
-    let text = std::fs::read_to_string(path).unwrap();
-    let start = text.find("## 19. DNS binding").expect("section 19");
-    let end = text[start + 1..]
-        .find("\n## ")
-        .map_or(text.len(), |e| start + 1 + e);
-    text[start..end].to_string()
+    spec::protocol_section("## 19. DNS binding")
 }
 
 /// The section with every run of white space made one space: for phrases the text may wrap.
 fn prose() -> String {
-    section().split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The rows of the table whose header row is `header`, cells trimmed.
-fn table(section: &str, header: &str) -> Vec<Vec<String>> {
-    let start = section
-        .find(&format!("{header}\n"))
-        .unwrap_or_else(|| panic!("section 19 lacks the table `{header}`"));
-    let rows: Vec<Vec<String>> = section[start..]
-        .lines()
-        .skip(2)
-        .take_while(|l| l.starts_with('|'))
-        .map(|l| {
-            l.trim_matches('|')
-                .split(" | ")
-                .map(|c| c.trim().to_owned())
-                .collect()
-        })
-        .collect();
-    let columns = header.matches(" | ").count() + 1;
-    for row in &rows {
-        assert_eq!(row.len(), columns, "a row of `{header}`: {row:?}");
-    }
-    assert!(!rows.is_empty(), "`{header}` is empty");
-    rows
-}
-
-/// "1,232" → 1232; the first number in the cell.
-fn number(cell: &str) -> usize {
-    let digits: String = cell
-        .trim_start_matches(|c: char| !c.is_ascii_digit())
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == ',')
-        .filter(char::is_ascii_digit)
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("no number in `{cell}`"))
-}
-
-/// 8192 → "8,192", as the spec writes numbers.
-fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    spec::prose(&section())
 }
 
 fn zone() -> Zone {

@@ -8,55 +8,26 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
 use zerotouch_ble::relay::ProvisionerRelay;
-use zerotouch_core::flow1::{DeviceIdentityRef, ReportedNetwork};
 use zerotouch_core::{
-    BarcodePayload, CipherSuite, Instant, KeyFingerprint, KeyRole, Passphrase, Pin, PinnedKey,
-    PinnedKeys, ServerKeyRing, SignatureAlgorithm, Signer, SigningKey, SoftwareSigner, Transport,
+    Instant, KeyRole, PinnedKey, PinnedKeys, ServerKeyRing, SignatureAlgorithm, Signer,
+    SoftwareSigner, Transport,
 };
-use zerotouch_device::{
-    DeviceConfig, DeviceSession, JoinFailure, JoinResult, MemoryDeviceState, RetryPolicy, Trigger,
-};
-use zerotouch_device_tokio::{DeviceRun, DriveError, Exchange, Radio, drive};
+use zerotouch_device::{DeviceSession, MemoryDeviceState, RetryPolicy};
+use zerotouch_device_tokio::{DeviceRun, DriveError, Exchange};
 use zerotouch_http::{
     HttpConfig, Limits, RunningServer, ServerEndpoint, ServerTrust, client_tls_config, serve,
 };
 use zerotouch_pki::{CertificateAuthority, ClientRole, Validity};
 use zerotouch_provisioner::{NetworkMode, SetupNetwork, SetupNetworkPolicy};
-use zerotouch_server::{ReassociationProof, ServiceConfig, SetupService};
+use zerotouch_server::{ServiceConfig, SetupService};
 use zerotouch_store::{
-    AccountStore, DeviceStore, RegistrarCredential, RegistrarStore, ServerKeyStore, SqliteOptions,
-    SqliteStore, StaticDataKey,
+    AccountStore, DeviceStore, RegistrarCredential, RegistrarStore, ServerKeyStore, SqliteStore,
 };
 use zerotouch_store_suite::fixtures;
+use zerotouch_testkit::flow1::{self, HomeRadio, T0, signer};
 
 pub const SERVER_NAME: &str = "setup.zerotouch.test";
-const T0: Instant = Instant(1_700_000_000_000);
-
-fn signer(seed: u8) -> SoftwareSigner {
-    SoftwareSigner::new(
-        SigningKey::from_secret_bytes(SignatureAlgorithm::EcdsaP256Sha256, &[seed; 32]).unwrap(),
-    )
-}
-
-fn ring() -> ServerKeyRing<SoftwareSigner> {
-    let mut ring = ServerKeyRing::new();
-    ring.add(KeyRole::SetupSigning, signer(0xa1)).unwrap();
-    ring.add(KeyRole::RevocationVerdict, signer(0xa3)).unwrap();
-    ring
-}
-
-fn pinned() -> PinnedKeys {
-    PinnedKeys::new(vec![
-        PinnedKey::new(KeyRole::SetupSigning, signer(0xa1).public_key().clone()),
-        PinnedKey::new(
-            KeyRole::RevocationVerdict,
-            signer(0xa3).public_key().clone(),
-        ),
-    ])
-}
 
 /// The server side and the provisioner's credentials.
 pub struct BleWorld {
@@ -71,44 +42,8 @@ impl BleWorld {
     /// setup service, and the HTTPS server on 127.0.0.1:0.
     pub async fn start() -> BleWorld {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(
-            dir.path().join("zerotouch.db"),
-            &StaticDataKey([7; 32]),
-            SqliteOptions::default(),
-        )
-        .await
-        .unwrap();
-        for k in ring().keys() {
-            store
-                .add_server_key(k.role, k.signer.public_key().clone(), T0)
-                .await
-                .unwrap();
-        }
-        let account = store.create_account("owner", T0).await.unwrap();
-        store
-            .add_network(fixtures::network(account, "home"), T0)
-            .await
-            .unwrap();
-        store
-            .import_devices(vec![fixtures::device(1)])
-            .await
-            .unwrap();
-        let registrar = store
-            .add_registrar("shop", RegistrarCredential::ApiTokenHash([9; 32]), T0)
-            .await
-            .unwrap();
-        let service = SetupService::new(store.clone(), ring(), ServiceConfig::default());
-        let d = fixtures::device(1);
-        let label = BarcodePayload {
-            fingerprint: KeyFingerprint::of(&d.key_id, 16).unwrap(),
-            device_type: d.device_type,
-            product_number: d.product_number,
-            pin: Some(Pin::new(fixtures::PIN).unwrap()),
-        };
-        service
-            .register_device(registrar, &label, account, ReassociationProof::None, T0)
-            .await
-            .unwrap();
+        let store = flow1::sqlite_store(dir.path()).await;
+        let service = flow1::registered_service(store.clone(), true).await;
 
         let ca = |name| {
             CertificateAuthority::new(
@@ -187,53 +122,15 @@ impl BleWorld {
 
 /// Fixture device 1, with its PIN, speaking flow 1 over BLE through a relay.
 pub fn device() -> DeviceSession<SoftwareSigner, MemoryDeviceState> {
-    let key = SoftwareSigner::new(fixtures::device_key(1));
-    let config = DeviceConfig {
-        transport: Transport::Ble,
-        home_transport: Transport::Ble,
-        identity: DeviceIdentityRef::PublicKey(key.public_key().to_spki_der()),
-        pin: Some(Pin::new(fixtures::PIN).unwrap()),
-        radio_bands: 3,
-        radio_security: 3,
-        suites: CipherSuite::SUPPORTED.to_vec(),
-        retry: RetryPolicy {
+    flow1::device(
+        Transport::Ble,
+        RetryPolicy {
             initial_timeout_ms: 5000,
             max_timeout_ms: 10_000,
             max_retransmits: 3,
             max_sessions: 3,
         },
-    };
-    DeviceSession::new(config, pinned(), key, MemoryDeviceState::new()).unwrap()
-}
-
-/// A radio that sees the home network and joins it only with the right passphrase.
-#[derive(Default)]
-pub struct HomeRadio {
-    /// The passphrase it was given, if any.
-    pub passphrase: Option<Vec<u8>>,
-}
-
-impl Radio for HomeRadio {
-    async fn scan(&mut self) -> Vec<ReportedNetwork> {
-        vec![ReportedNetwork {
-            ssid: b"home".to_vec(),
-            signal_loss_db: 40,
-            band: 2,
-            channel: 36,
-            security: 2,
-        }]
-    }
-
-    async fn join(&mut self, ssid: &[u8], _security: u8, passphrase: &Passphrase) -> JoinResult {
-        self.passphrase = Some(passphrase.expose_secret().to_vec());
-        if ssid == b"home" && passphrase.expose_secret() == fixtures::PASSPHRASE {
-            JoinResult::Joined
-        } else {
-            JoinResult::Failed(JoinFailure::WrongPassphrase)
-        }
-    }
-
-    async fn leave(&mut self) {}
+    )
 }
 
 /// Runs fixture device 1 through flow 1 over `exchange` (bounded to 60 s).
@@ -241,19 +138,7 @@ pub async fn provision<X: Exchange>(
     exchange: &mut X,
     seed: u64,
 ) -> (Result<DeviceRun, DriveError>, HomeRadio) {
-    let mut session = device();
-    let mut radio = HomeRadio::default();
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let run = drive(
-        &mut session,
-        Trigger::FirstBoot,
-        exchange,
-        &mut radio,
-        &mut rng,
-        Duration::from_secs(60),
-    )
-    .await;
-    (run, radio)
+    flow1::provision(device(), exchange, seed).await
 }
 
 /// Flow 2's world: a sponsor (fixture device 2) and a joiner (fixture device 3, with its
@@ -271,13 +156,7 @@ impl HandoffWorld {
     pub async fn start() -> HandoffWorld {
         use zerotouch_store::{AssociationAction, AssociationChange, AssociationStore};
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(
-            dir.path().join("zerotouch.db"),
-            &StaticDataKey([7; 32]),
-            SqliteOptions::default(),
-        )
-        .await
-        .unwrap();
+        let store = flow1::sqlite_store(dir.path()).await;
         let key = signer(ASSOCIATION_KEY);
         store
             .add_server_key(KeyRole::Association, key.public_key().clone(), T0)
