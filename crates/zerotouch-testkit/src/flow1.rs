@@ -93,10 +93,7 @@ pub async fn registered_service<St: Store + Clone>(
             .await
             .expect("adding a server key");
     }
-    let account = store
-        .create_account("owner", T0)
-        .await
-        .expect("an account");
+    let account = store.create_account("owner", T0).await.expect("an account");
     store
         .add_network(fixtures::network(account, "home"), T0)
         .await

@@ -9,8 +9,8 @@
 #[allow(clippy::panic, clippy::indexing_slicing)]
 pub fn protocol_section(heading: &str) -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading docs/PROTOCOL.md: {e}"));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading docs/PROTOCOL.md: {e}"));
     let start = text
         .find(heading)
         .unwrap_or_else(|| panic!("docs/PROTOCOL.md lacks `{heading}`"));
