@@ -20,6 +20,13 @@ if ! command -v unbound >/dev/null && [ ! -x /usr/sbin/unbound ]; then
   apt_install unbound
 fi
 
+# The PostgreSQL store's tests (crates/zerotouch-store, crates/zerotouch-cli) start a throwaway
+# cluster on loopback (zerotouch_store_suite::postgres): initdb, pg_ctl and psql from Debian's
+# packages, run as the `postgres` user the package creates when we are root.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${ZEROTOUCH_PG_BIN:-}" ]; then
+  apt_install postgresql
+fi
+
 # zerotouch-ble's BlueZ backend (feature bluer, on by default): building bluer needs libdbus's
 # headers found through pkg-config; its tests run BlueZ's D-Bus API simulated by BlueZoo on a
 # private dbus-daemon (crates/zerotouch-ble/src/bluez/bluezoo.rs).

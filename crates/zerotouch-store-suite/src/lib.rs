@@ -26,6 +26,7 @@
 )]
 
 pub mod fixtures;
+pub mod postgres;
 pub mod rules;
 
 use core::future::Future;
