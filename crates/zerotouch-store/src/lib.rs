@@ -14,7 +14,7 @@
 //!
 //! Two implementations: [`MemoryStore`] for tests, and [`SqliteStore`] (feature `sqlite`, on by
 //! default), the embedded persistent default: WAL, full synchronous commits, migrations from
-//! `migrations/`. Passphrases, PIN records, device secrets, session state and scan reports are
+//! `migrations/sqlite/`. Passphrases, PIN records, device secrets, session state and scan reports are
 //! sealed at rest under a data key from a [`DataKeySource`] ([`LocalKeyFile`] by default).
 //!
 //! ```
@@ -35,6 +35,8 @@
 mod account;
 mod association;
 mod attempts;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod column_codec;
 mod data_key;
 mod device;
 mod error;
@@ -42,6 +44,8 @@ mod memory;
 mod outcome;
 mod pin;
 mod registrar;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod rows;
 mod server_key;
 mod session;
 #[cfg(feature = "sqlite")]

@@ -5,7 +5,6 @@
 //! then retries with back-off, up to a bound, rather than failing. Several processes may open
 //! the same file.
 
-mod codec;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -15,13 +14,10 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::Semaphore;
 
-use crate::{DataKeySource, FieldCipher, SealedField, StoreError};
+use crate::{DataKeySource, FieldCipher, StoreError};
 
 /// Schema migrations, applied in order; the database's `user_version` is the last applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_initial.sql"))];
-
-/// A known plaintext sealed at creation: opening with the wrong data key fails at once.
-const KEY_CHECK: &[u8] = b"zerotouch data key check";
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_initial.sql"))];
 
 /// Tuning for [`SqliteStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,32 +206,16 @@ fn migrate(tx: &Transaction<'_>) -> Result<(), StoreError> {
 }
 
 fn check_data_key(tx: &Transaction<'_>, cipher: &FieldCipher) -> Result<(), StoreError> {
-    let field = SealedField {
-        table: "meta",
-        column: "key_check",
-        row: b"",
-    };
     let stored: Option<Vec<u8>> = tx
         .query_row("SELECT value FROM meta WHERE name = 'key_check'", [], |r| {
             r.get(0)
         })
         .optional()?;
-    match stored {
-        Some(sealed) => {
-            let opened = cipher.open(field, &sealed).map_err(|_| {
-                StoreError::DataKey("this is not the data key the database was created with".into())
-            })?;
-            if opened.as_slice() != KEY_CHECK {
-                return Err(StoreError::Corrupt { what: "key check" });
-            }
-        }
-        None => {
-            let sealed = cipher.seal(field, KEY_CHECK)?;
-            tx.execute(
-                "INSERT INTO meta (name, value) VALUES ('key_check', ?1)",
-                [sealed],
-            )?;
-        }
+    if let Some(sealed) = crate::rows::check_data_key(cipher, stored.as_deref())? {
+        tx.execute(
+            "INSERT INTO meta (name, value) VALUES ('key_check', ?1)",
+            [sealed],
+        )?;
     }
     Ok(())
 }

@@ -1,36 +1,26 @@
 //! The store traits on SQLite.
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
-use zerotouch_core::{
-    DeviceSecret, Instant, KeyId, KeyMapRule, KeyRole, KeyState, Nonce, Passphrase, PublicKey,
-    SessionId,
-};
+use zerotouch_core::{Instant, KeyId, KeyMapRule, KeyRole, KeyState, Nonce, PublicKey, SessionId};
 
-use super::codec::{
-    decode_seen, digest, encode_seen, i2u, ids_to_text, instant, key_id, nonce_bytes, session_id,
-    small, t, text_to_ids, u2i,
-};
 use super::{Access, SqliteStore};
 use crate::association::{ChangePlan, plan_change};
+use crate::column_codec::{i2u, instant, key_id, nonce_bytes, t, u2i};
+use crate::rows::{
+    AuditRow, DeviceRow, KeyMapRow, NetworkRow, OutcomeRow, RegistrarRow, ServerKeyRow,
+    attempt_state, credential_parts, key_state_code, nonce_refusal, open_scan_report,
+    seal_passphrase, seal_scan_report, session_field, session_row, stored_response,
+};
 use crate::server_key::{retire_in, revoke_in};
 use crate::{
-    Account, AccountId, AccountStore, Association, AssociationAction, AssociationChange,
-    AssociationStore, AttemptState, AttemptStore, AuditEntry, Bands, ChangeOutcome, CounterKey,
-    DeviceIdentity, DeviceRecord, DeviceStore, FieldCipher, ImportReport, LockoutPolicy, Network,
-    NetworkId, NewNetwork, NonceUse, OutcomeKind, OutcomeRecord, OutcomeStore, PinRecord,
-    PurgeReport, PutResponse, Registrar, RegistrarCredential, RegistrarId, RegistrarStore,
-    ResponseKey, Retention, ScanReport, ScannedLabel, SealedField, SecurityType, ServerKeyRecord,
+    Account, AccountId, AccountStore, Association, AssociationChange, AssociationStore,
+    AttemptState, AttemptStore, AuditEntry, ChangeOutcome, CounterKey, DeviceRecord, DeviceStore,
+    FieldCipher, ImportReport, LockoutPolicy, Network, NetworkId, NewNetwork, NonceUse,
+    OutcomeRecord, OutcomeStore, PurgeReport, PutResponse, Registrar, RegistrarCredential,
+    RegistrarId, RegistrarStore, ResponseKey, Retention, ScanReport, ServerKeyRecord,
     ServerKeyStore, SessionCas, SessionRecord, SessionStore, StoreError, StoredResponse,
     after_failure,
 };
-
-fn passphrase_field(id: &[u8]) -> SealedField<'_> {
-    SealedField {
-        table: "networks",
-        column: "passphrase",
-        row: id,
-    }
-}
 
 impl AccountStore for SqliteStore {
     async fn create_account(&self, name: &str, now: Instant) -> Result<AccountId, StoreError> {
@@ -81,10 +71,7 @@ impl AccountStore for SqliteStore {
                 tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM networks", [], |r| {
                     r.get(0)
                 })?;
-            let sealed = cipher.seal(
-                passphrase_field(&id.to_be_bytes()),
-                n.passphrase.expose_secret(),
-            )?;
+            let sealed = seal_passphrase(cipher, id, &n.passphrase)?;
             tx.execute(
                 "INSERT INTO networks (id, account_id, ssid, passphrase_sealed, security, bands, \
                  created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -110,31 +97,16 @@ impl AccountStore for SqliteStore {
                  WHERE account_id = ?1 ORDER BY id",
             )?;
             let rows = stmt.query_map([account.0], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, u8>(3)?,
-                    r.get::<_, u8>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
+                Ok(NetworkRow {
+                    id: r.get(0)?,
+                    ssid: r.get(1)?,
+                    passphrase_sealed: r.get(2)?,
+                    security: r.get(3)?,
+                    bands: r.get(4)?,
+                    created_at: r.get(5)?,
+                })
             })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, ssid, sealed, security, bands, created) = row?;
-                let opened = cipher.open(passphrase_field(&id.to_be_bytes()), &sealed)?;
-                let corrupt = || StoreError::Corrupt { what: "network" };
-                out.push(Network {
-                    id: NetworkId(id),
-                    account,
-                    ssid,
-                    passphrase: Passphrase::new(&opened).map_err(|_| corrupt())?,
-                    security: SecurityType::from_u8(security).ok_or_else(corrupt)?,
-                    bands: Bands::from_bits(bands).ok_or_else(corrupt)?,
-                    created_at: instant(created),
-                });
-            }
-            Ok(out)
+            rows.map(|row| row?.open(account, cipher)).collect()
         })
         .await
     }
@@ -147,48 +119,20 @@ impl AccountStore for SqliteStore {
     }
 }
 
-const DEVICE_COLUMNS: &str = "key_id, identity_kind, identity, device_type, serial, \
-     product_number, pin_sealed, secret_sealed, blocked, created_at";
-
-fn device_field<'a>(column: &'static str, key_id: &'a KeyId) -> SealedField<'a> {
-    SealedField {
-        table: "devices",
-        column,
-        row: key_id.as_bytes(),
-    }
-}
-
 fn read_device(r: &Row<'_>, cipher: &FieldCipher) -> Result<DeviceRecord, StoreError> {
-    let key_id = key_id(&r.get::<_, Vec<u8>>(0)?)?;
-    let identity = match r.get::<_, u8>(1)? {
-        1 => DeviceIdentity::Certificate(r.get(2)?),
-        2 => DeviceIdentity::PublicKey(r.get(2)?),
-        _ => return Err(StoreError::Corrupt { what: "device" }),
-    };
-    let pin = match r.get::<_, Option<Vec<u8>>>(6)? {
-        Some(sealed) => Some(PinRecord::from_bytes(
-            &cipher.open(device_field("pin", &key_id), &sealed)?,
-        )?),
-        None => None,
-    };
-    let device_secret = match r.get::<_, Option<Vec<u8>>>(7)? {
-        Some(sealed) => Some(
-            DeviceSecret::from_slice(&cipher.open(device_field("secret", &key_id), &sealed)?)
-                .map_err(|_| StoreError::Corrupt { what: "device" })?,
-        ),
-        None => None,
-    };
-    Ok(DeviceRecord {
-        key_id,
-        identity,
-        device_type: small(r.get(3)?, "device type")?,
-        serial: i2u(r.get(4)?),
+    DeviceRow {
+        key_id: r.get(0)?,
+        identity_kind: r.get(1)?,
+        identity: r.get(2)?,
+        device_type: r.get(3)?,
+        serial: r.get(4)?,
         product_number: r.get(5)?,
-        pin,
-        device_secret,
+        pin_sealed: r.get(6)?,
+        secret_sealed: r.get(7)?,
         blocked: r.get(8)?,
-        created_at: instant(r.get(9)?),
-    })
+        created_at: r.get(9)?,
+    }
+    .open(cipher)
 }
 
 fn device_in(
@@ -197,7 +141,8 @@ fn device_in(
     key: &KeyId,
 ) -> Result<Option<DeviceRecord>, StoreError> {
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE key_id = ?1"
+        "SELECT {} FROM devices WHERE key_id = ?1",
+        DeviceRow::COLUMNS
     ))?;
     let mut rows = stmt.query([key.as_bytes().as_slice()])?;
     match rows.next()? {
@@ -230,35 +175,22 @@ impl DeviceStore for SqliteStore {
                     Some(_) => return Err(StoreError::Conflict { what: "device" }),
                     None => report.added += 1,
                 }
-                let (kind, identity) = match &d.identity {
-                    DeviceIdentity::Certificate(der) => (1u8, der),
-                    DeviceIdentity::PublicKey(der) => (2u8, der),
-                };
-                let pin = d
-                    .pin
-                    .as_ref()
-                    .map(|p| cipher.seal(device_field("pin", &d.key_id), &p.to_bytes()))
-                    .transpose()?;
-                let secret = d
-                    .device_secret
-                    .as_ref()
-                    .map(|s| cipher.seal(device_field("secret", &d.key_id), s.expose_secret()))
-                    .transpose()?;
+                let row = DeviceRow::seal(d, cipher)?;
                 tx.prepare_cached(&format!(
-                    "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    "INSERT INTO devices ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    DeviceRow::COLUMNS
                 ))?
                 .execute(params![
-                    d.key_id.as_bytes().as_slice(),
-                    kind,
-                    identity,
-                    d.device_type,
-                    u2i(d.serial),
-                    d.product_number,
-                    pin,
-                    secret,
-                    d.blocked,
-                    t(d.created_at)
+                    row.key_id,
+                    row.identity_kind,
+                    row.identity,
+                    row.device_type,
+                    row.serial,
+                    row.product_number,
+                    row.pin_sealed,
+                    row.secret_sealed,
+                    row.blocked,
+                    row.created_at
                 ])?;
             }
             Ok(report)
@@ -326,33 +258,21 @@ fn accounts_of(tx: &Transaction<'_>, device: &KeyId) -> Result<Vec<AccountId>, S
     rows.map(|r| Ok(AccountId(r?))).collect()
 }
 
-const AUDIT_COLUMNS: &str = "seq, action, device, account_id, registrar_id, at, \
-     label_fingerprint, label_device_type, label_product_number, label_had_pin, previous_accounts";
-
 fn read_audit(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
-    let label = match r.get::<_, Option<String>>(6)? {
-        Some(fingerprint) => Some(ScannedLabel {
-            fingerprint,
-            device_type: small(r.get::<_, Option<i64>>(7)?.unwrap_or(-1), "audit entry")?,
-            product_number: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-            had_pin: r.get::<_, Option<bool>>(9)?.unwrap_or(false),
-        }),
-        None => None,
-    };
-    Ok(AuditEntry {
-        seq: i2u(r.get(0)?),
-        change: AssociationChange {
-            action: AssociationAction::from_u8(r.get(1)?).ok_or(StoreError::Corrupt {
-                what: "audit entry",
-            })?,
-            device: key_id(&r.get::<_, Vec<u8>>(2)?)?,
-            account: AccountId(r.get(3)?),
-            registrar: RegistrarId(r.get(4)?),
-            label,
-            at: instant(r.get(5)?),
-        },
-        previous: text_to_ids(&r.get::<_, String>(10)?)?,
-    })
+    AuditRow {
+        seq: r.get(0)?,
+        action: r.get(1)?,
+        device: r.get(2)?,
+        account_id: r.get(3)?,
+        registrar_id: r.get(4)?,
+        at: r.get(5)?,
+        label_fingerprint: r.get(6)?,
+        label_device_type: r.get(7)?,
+        label_product_number: r.get(8)?,
+        label_had_pin: r.get(9)?,
+        previous_accounts: r.get(10)?,
+    }
+    .entry()
 }
 
 fn query_audit(
@@ -414,24 +334,24 @@ impl AssociationStore for SqliteStore {
                     params![dev, account.0, change.registrar.0, t(change.at)],
                 )?;
             }
-            let label = change.label.as_ref();
+            let a = AuditRow::of(&change, &previous);
             tx.execute(
                 &format!(
                     "INSERT INTO association_audit ({}) VALUES \
                      (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    AUDIT_COLUMNS
+                    AuditRow::COLUMNS
                 ),
                 params![
-                    change.action as u8,
-                    dev,
-                    change.account.0,
-                    change.registrar.0,
-                    t(change.at),
-                    label.map(|l| l.fingerprint.clone()),
-                    label.map(|l| l.device_type),
-                    label.map(|l| l.product_number.clone()),
-                    label.map(|l| l.had_pin),
-                    ids_to_text(&previous)
+                    a.action,
+                    a.device,
+                    a.account_id,
+                    a.registrar_id,
+                    a.at,
+                    a.label_fingerprint,
+                    a.label_device_type,
+                    a.label_product_number,
+                    a.label_had_pin,
+                    a.previous_accounts
                 ],
             )?;
             let seq = i2u(tx.last_insert_rowid());
@@ -479,8 +399,8 @@ impl AssociationStore for SqliteStore {
             query_audit(
                 tx,
                 &format!(
-                    "SELECT {AUDIT_COLUMNS} FROM association_audit WHERE seq > ?1 ORDER BY seq \
-                     LIMIT ?2"
+                    "SELECT {} FROM association_audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    AuditRow::COLUMNS
                 ),
                 params![u2i(after), limit],
             )
@@ -494,7 +414,8 @@ impl AssociationStore for SqliteStore {
             query_audit(
                 tx,
                 &format!(
-                    "SELECT {AUDIT_COLUMNS} FROM association_audit WHERE device = ?1 ORDER BY seq"
+                    "SELECT {} FROM association_audit WHERE device = ?1 ORDER BY seq",
+                    AuditRow::COLUMNS
                 ),
                 [device.as_bytes().as_slice()],
             )
@@ -503,31 +424,17 @@ impl AssociationStore for SqliteStore {
     }
 }
 
-fn credential_parts(c: &RegistrarCredential) -> (u8, Vec<u8>) {
-    match c {
-        RegistrarCredential::Certificate(id) => (1, id.as_bytes().to_vec()),
-        RegistrarCredential::ApiTokenHash(h) => (2, h.to_vec()),
-    }
-}
-
 fn read_registrar(r: &Row<'_>) -> Result<Registrar, StoreError> {
-    let kind: u8 = r.get(2)?;
-    let cred: Vec<u8> = r.get(3)?;
-    let credential = match kind {
-        1 => RegistrarCredential::Certificate(key_id(&cred)?),
-        2 => RegistrarCredential::ApiTokenHash(digest(&cred)?),
-        _ => return Err(StoreError::Corrupt { what: "registrar" }),
-    };
-    Ok(Registrar {
-        id: RegistrarId(r.get(0)?),
+    RegistrarRow {
+        id: r.get(0)?,
         name: r.get(1)?,
-        credential,
+        credential_kind: r.get(2)?,
+        credential: r.get(3)?,
         disabled: r.get(4)?,
-        created_at: instant(r.get(5)?),
-    })
+        created_at: r.get(5)?,
+    }
+    .registrar()
 }
-
-const REGISTRAR_COLUMNS: &str = "id, name, credential_kind, credential, disabled, created_at";
 
 fn query_registrar(
     tx: &Transaction<'_>,
@@ -535,7 +442,8 @@ fn query_registrar(
     p: impl rusqlite::Params,
 ) -> Result<Option<Registrar>, StoreError> {
     let mut stmt = tx.prepare(&format!(
-        "SELECT {REGISTRAR_COLUMNS} FROM registrars WHERE {filter}"
+        "SELECT {} FROM registrars WHERE {filter}",
+        RegistrarRow::COLUMNS
     ))?;
     let mut rows = stmt.query(p)?;
     rows.next()?.map(read_registrar).transpose()
@@ -612,48 +520,23 @@ impl RegistrarStore for SqliteStore {
     }
 }
 
-fn key_state_code(s: KeyState) -> u8 {
-    match s {
-        KeyState::Active => 1,
-        KeyState::Retired => 2,
-        KeyState::Revoked => 3,
-    }
-}
-
 fn server_keys_in(tx: &Transaction<'_>) -> Result<Vec<ServerKeyRecord>, StoreError> {
-    let corrupt = || StoreError::Corrupt { what: "server key" };
-    let mut stmt = tx.prepare_cached(
-        "SELECT key_id, role, public_key, state, created_at, revoked_at, replacement \
-         FROM server_keys ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let role: u8 = r.get(1)?;
-        let state = match r.get::<_, u8>(3)? {
-            1 => KeyState::Active,
-            2 => KeyState::Retired,
-            3 => KeyState::Revoked,
-            _ => return Err(corrupt()),
-        };
-        out.push(ServerKeyRecord {
-            key_id: key_id(&r.get::<_, Vec<u8>>(0)?)?,
-            role: KeyRole::ALL
-                .into_iter()
-                .find(|k| k.to_u8() == role)
-                .ok_or_else(corrupt)?,
-            public_key: PublicKey::from_spki_der(&r.get::<_, Vec<u8>>(2)?)
-                .map_err(|_| corrupt())?,
-            state,
-            created_at: instant(r.get(4)?),
-            revoked_at: r.get::<_, Option<i64>>(5)?.map(instant),
-            replacement: r
-                .get::<_, Option<Vec<u8>>>(6)?
-                .map(|b| key_id(&b))
-                .transpose()?,
-        });
-    }
-    Ok(out)
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {} FROM server_keys ORDER BY seq",
+        ServerKeyRow::COLUMNS
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ServerKeyRow {
+            key_id: r.get(0)?,
+            role: r.get(1)?,
+            public_key: r.get(2)?,
+            state: r.get(3)?,
+            created_at: r.get(4)?,
+            revoked_at: r.get(5)?,
+            replacement: r.get(6)?,
+        })
+    })?;
+    rows.map(|row| row?.record()).collect()
 }
 
 fn write_key_state(tx: &Transaction<'_>, k: &ServerKeyRecord) -> Result<(), StoreError> {
@@ -775,34 +658,17 @@ impl ServerKeyStore for SqliteStore {
             let mut stmt = tx.prepare(
                 "SELECT device_type, first_serial, last_serial, key_id FROM key_map ORDER BY seq",
             )?;
-            let mut rows = stmt.query([])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(KeyMapRule {
-                    device_type: small(r.get(0)?, "key map rule")?,
-                    first_serial: i2u(r.get(1)?),
-                    last_serial: i2u(r.get(2)?),
-                    key_id: key_id(&r.get::<_, Vec<u8>>(3)?)?,
-                });
-            }
-            Ok(out)
+            let rows = stmt.query_map([], |r| {
+                Ok(KeyMapRow {
+                    device_type: r.get(0)?,
+                    first_serial: r.get(1)?,
+                    last_serial: r.get(2)?,
+                    key_id: r.get(3)?,
+                })
+            })?;
+            rows.map(|row| row?.rule()).collect()
         })
         .await
-    }
-}
-
-fn session_row(id: &SessionId, version: u64) -> [u8; 24] {
-    let mut row = [0u8; 24];
-    row[..16].copy_from_slice(&id.0);
-    row[16..].copy_from_slice(&version.to_be_bytes());
-    row
-}
-
-fn session_field(row: &[u8]) -> SealedField<'_> {
-    SealedField {
-        table: "sessions",
-        column: "state",
-        row,
     }
 }
 
@@ -913,12 +779,7 @@ impl SessionStore for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            Ok(match row {
-                None => NonceUse::Unknown,
-                Some((s, _)) if s != session.0 => NonceUse::WrongSession,
-                Some((_, true)) => NonceUse::AlreadyUsed,
-                Some((_, false)) => NonceUse::Expired,
-            })
+            Ok(nonce_refusal(row, &session))
         })
         .await
     }
@@ -978,15 +839,7 @@ fn read_response(
     let Some((d, response, expires)) = row else {
         return Ok(None);
     };
-    let expires_at = instant(expires);
-    if now.is_some_and(|now| now.is_past(expires_at)) {
-        return Ok(None);
-    }
-    Ok(Some(StoredResponse {
-        request_digest: digest(&d)?,
-        response,
-        expires_at,
-    }))
+    stored_response(&d, response, expires, now)
 }
 
 fn attempts_in(tx: &Transaction<'_>, key: &CounterKey) -> Result<AttemptState, StoreError> {
@@ -998,14 +851,7 @@ fn attempts_in(tx: &Transaction<'_>, key: &CounterKey) -> Result<AttemptState, S
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    Ok(match row {
-        None => AttemptState::default(),
-        Some((failures, lockouts, until)) => AttemptState {
-            failures: small(failures, "attempts")?,
-            lockouts: small(lockouts, "attempts")?,
-            locked_until: until.map(instant),
-        },
-    })
+    attempt_state(row)
 }
 
 impl AttemptStore for SqliteStore {
@@ -1077,22 +923,6 @@ impl AttemptStore for SqliteStore {
     }
 }
 
-fn scan_field(row: &[u8]) -> SealedField<'_> {
-    SealedField {
-        table: "scan_reports",
-        column: "report",
-        row,
-    }
-}
-
-fn scan_row(device: &KeyId, session: &SessionId, at: Instant) -> Vec<u8> {
-    let mut row = Vec::with_capacity(56);
-    row.extend_from_slice(device.as_bytes());
-    row.extend_from_slice(&session.0);
-    row.extend_from_slice(&at.0.to_be_bytes());
-    row
-}
-
 impl OutcomeStore for SqliteStore {
     async fn record_outcome(&self, o: OutcomeRecord) -> Result<(), StoreError> {
         self.run(Access::Write, move |tx, _| {
@@ -1119,28 +949,22 @@ impl OutcomeStore for SqliteStore {
                 "SELECT session, network_id, kind, at FROM outcomes WHERE device = ?1 \
                  ORDER BY seq",
             )?;
-            let mut rows = stmt.query([device.as_bytes().as_slice()])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(OutcomeRecord {
-                    device,
-                    session: session_id(&r.get::<_, Vec<u8>>(0)?)?,
-                    network: r.get::<_, Option<i64>>(1)?.map(NetworkId),
-                    kind: OutcomeKind::from_u8(r.get(2)?)
-                        .ok_or(StoreError::Corrupt { what: "outcome" })?,
-                    at: instant(r.get(3)?),
-                });
-            }
-            Ok(out)
+            let rows = stmt.query_map([device.as_bytes().as_slice()], |r| {
+                Ok(OutcomeRow {
+                    session: r.get(0)?,
+                    network_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    at: r.get(3)?,
+                })
+            })?;
+            rows.map(|row| row?.record(device)).collect()
         })
         .await
     }
 
     async fn record_scan_report(&self, report: ScanReport) -> Result<(), StoreError> {
-        let plain = encode_seen(&report.networks)?;
         self.run(Access::Write, move |tx, cipher| {
-            let row = scan_row(&report.device, &report.session, report.at);
-            let sealed = cipher.seal(scan_field(&row), &plain)?;
+            let sealed = seal_scan_report(cipher, &report)?;
             tx.execute(
                 "INSERT INTO scan_reports (device, session, report_sealed, at) \
                  VALUES (?1, ?2, ?3, ?4)",
@@ -1163,21 +987,14 @@ impl OutcomeStore for SqliteStore {
                 "SELECT session, report_sealed, at FROM scan_reports WHERE device = ?1 \
                  ORDER BY seq",
             )?;
-            let mut rows = stmt.query([device.as_bytes().as_slice()])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                let session = session_id(&r.get::<_, Vec<u8>>(0)?)?;
-                let at = instant(r.get(2)?);
-                let sealed: Vec<u8> = r.get(1)?;
-                let plain = cipher.open(scan_field(&scan_row(&device, &session, at)), &sealed)?;
-                out.push(ScanReport {
-                    device,
-                    session,
-                    networks: decode_seen(&plain)?,
-                    at,
-                });
-            }
-            Ok(out)
+            let rows = stmt.query_map([device.as_bytes().as_slice()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?))
+            })?;
+            rows.map(|row| {
+                let (session, sealed, at) = row?;
+                open_scan_report(cipher, device, &session, &sealed, at)
+            })
+            .collect()
         })
         .await
     }

@@ -1,11 +1,14 @@
-//! Conversions between the store's types and SQLite columns.
+//! Conversions between the store's types and SQL columns, shared by the SQLite and PostgreSQL
+//! stores so both write the same values: one place decides how a time, an id list or a scan
+//! report becomes a column.
 
 use zerotouch_core::{Instant, KeyId, Nonce, SessionId};
 
 use crate::{Bands, SecurityType, SeenNetwork, StoreError};
 
-/// SQLite integers are signed 64-bit: unsigned values are stored by bit pattern, so order is
-/// kept for values below 2^63 (every time and serial we store).
+/// SQL integers are signed 64-bit (SQLite `INTEGER`, PostgreSQL `BIGINT`): unsigned values are
+/// stored by bit pattern, so order is kept for values below 2^63 (every time and serial we
+/// store).
 pub(crate) fn u2i(v: u64) -> i64 {
     i64::from_ne_bytes(v.to_ne_bytes())
 }
