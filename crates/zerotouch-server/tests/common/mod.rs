@@ -1,6 +1,7 @@
 //! A world for the setup-service tests: a store with an account, networks, a device, a
-//! registrar and server keys; and a device side built from the core's primitives, so tests
-//! can send what a correct device sends, and anything else.
+//! registrar and server keys; and the device side built from the core's primitives
+//! (`zerotouch_testkit::raw_client`), so tests can send what a correct device sends, and
+//! anything else.
 #![allow(dead_code)]
 
 pub mod association;
@@ -8,13 +9,15 @@ pub mod drive;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use zeroize::Zeroizing;
-use zerotouch_core::flow1::binding::{CREDENTIALS_INFO, REPORT_INFO, seal_aad};
 use zerotouch_core::flow1::*;
 use zerotouch_core::*;
 use zerotouch_server::*;
 use zerotouch_store::*;
 use zerotouch_store_suite::fixtures;
+// The hand-driven device, shared with the command line's multi-process tests (not every
+// test binary uses every name).
+#[allow(unused_imports)]
+pub use zerotouch_testkit::raw_client::{Client, code_of, error_of, fresh};
 
 pub const P: RustCryptoProvider = RustCryptoProvider;
 pub const T0: Instant = Instant(1_700_000_000_000);
@@ -22,14 +25,6 @@ pub const PASSPHRASE: &[u8] = fixtures::PASSPHRASE;
 
 pub fn rng(seed: u8) -> ChaCha20Rng {
     ChaCha20Rng::from_seed([seed; 32])
-}
-
-/// A differently seeded RNG on every call: the server draws nonces from it, and a repeated
-/// nonce is (rightly) a store conflict.
-pub fn fresh() -> ChaCha20Rng {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    ChaCha20Rng::seed_from_u64(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 pub fn signer(seed: u8) -> SoftwareSigner {
@@ -159,22 +154,6 @@ pub fn direct() -> TransportIdentity {
     }
 }
 
-/// The error message in a response, if it is one.
-pub fn error_of(bytes: &[u8]) -> Option<ErrorMessage> {
-    let env = Envelope::decode(bytes).ok()?;
-    if env.header.tag != MessageTag::Error {
-        return None;
-    }
-    let Body::Plain(b) = env.body else {
-        return None;
-    };
-    ErrorMessage::decode_body(&b).ok()
-}
-
-pub fn code_of(bytes: &[u8]) -> Option<ErrorCode> {
-    error_of(bytes).map(|e| e.code)
-}
-
 /// A network sighting.
 pub fn seen(ssid: &str, loss: u8, band: u8, security: u8) -> ReportedNetwork {
     ReportedNetwork {
@@ -193,191 +172,6 @@ pub fn report(pin: Option<&str>) -> DeviceReport {
         networks: vec![seen("home", 40, 2, 2), seen("home-2g", 55, 1, 1)],
         radio_bands: 3,
         radio_security: 3,
-    }
-}
-
-/// A device speaking flow 1 by hand.
-pub struct Client {
-    pub key: SoftwareSigner,
-    pub identity: DeviceIdentityRef,
-    pub trusted: Vec<KeyId>,
-    pub transport: Transport,
-    pub sid: SessionId,
-    pub suites: Vec<CipherSuite>,
-    pub hello_body: Vec<u8>,
-    pub transcript: Option<SetupTranscript>,
-    pub proof: Option<ServerProof>,
-    pub proof_key: Option<KeyId>,
-    pub session_key: Option<SessionKeyPair>,
-    pub rng: ChaCha20Rng,
-}
-
-impl Client {
-    pub fn new(seed: u8, pinned: &PinnedKeys) -> Self {
-        let key = SoftwareSigner::new(fixtures::device_key(seed));
-        let mut rng = fresh();
-        Client {
-            identity: DeviceIdentityRef::PublicKey(key.public_key().to_spki_der()),
-            key,
-            trusted: pinned.trusted_key_ids(KeyRole::SetupSigning),
-            transport: Transport::Dns,
-            sid: SessionId::random(&mut rng),
-            suites: CipherSuite::SUPPORTED.to_vec(),
-            hello_body: Vec::new(),
-            transcript: None,
-            proof: None,
-            proof_key: None,
-            session_key: None,
-            rng,
-        }
-    }
-
-    /// Starts a fresh session and returns the hello's bytes.
-    pub fn hello(&mut self) -> Vec<u8> {
-        self.sid = SessionId::random(&mut self.rng);
-        let hello = Hello {
-            versions: vec![ProtocolVersion::V1],
-            suites: self.suites.clone(),
-            identity: self.identity.clone(),
-            trusted_keys: self.trusted.clone(),
-            device_nonce: Nonce::random(&mut self.rng),
-        };
-        self.hello_body = hello.encode_body();
-        self.transcript = Some(SetupTranscript::after_hello(
-            &P,
-            self.transport,
-            &self.sid,
-            &self.hello_body,
-        ));
-        Envelope::plain(header(MessageTag::Hello, self.sid), self.hello_body.clone())
-            .unwrap()
-            .encode()
-    }
-
-    /// Verifies the server proof against `pinned` and absorbs it.
-    pub fn accept_proof(&mut self, bytes: &[u8], pinned: &PinnedKeys) -> ServerProof {
-        let env = Envelope::decode(bytes).unwrap();
-        assert_eq!(
-            env.header.tag,
-            MessageTag::ServerProof,
-            "{:?}",
-            error_of(bytes)
-        );
-        let Body::Signed(s) = &env.body else { panic!() };
-        let t = self.transcript.as_mut().unwrap();
-        let payload = s
-            .verify_trusted(&env.header, KeyRole::SetupSigning, &t.hash(), pinned, &P)
-            .unwrap()
-            .to_vec();
-        t.absorb_proof(&P, &payload);
-        self.proof_key = Some(*s.key_id());
-        let proof = ServerProof::decode_body(&payload).unwrap();
-        self.proof = Some(proof.clone());
-        proof
-    }
-
-    /// The credential request sealing `report`, signed by the device key over the transcript.
-    /// Does not advance the transcript (see `sent_request`).
-    pub fn request_with(&mut self, report: &DeviceReport, signer: &SoftwareSigner) -> Vec<u8> {
-        let proof = self.proof.clone().unwrap();
-        let t = self.transcript.clone().unwrap();
-        let sealed = seal_to(
-            proof.suite,
-            &proof.sealing_key,
-            REPORT_INFO,
-            &seal_aad(&t.hash()),
-            &[&report.encode()],
-            &mut self.rng,
-        )
-        .unwrap();
-        let kp = SessionKeyPair::generate(proof.suite, &mut self.rng).unwrap();
-        let request = CredentialRequest {
-            session_key: kp.public_key().to_vec(),
-            report: SealedReport {
-                encapsulated_key: sealed.encapsulated_key,
-                ciphertext: sealed.ciphertexts.into_iter().next().unwrap(),
-            },
-        };
-        self.session_key = Some(kp);
-        sign_message(
-            header(MessageTag::CredentialRequest, self.sid),
-            KeyRole::DeviceIdentity,
-            &t.hash(),
-            request.encode_body(),
-            signer,
-            &P,
-        )
-        .unwrap()
-        .encode()
-    }
-
-    pub fn request(&mut self, report: &DeviceReport) -> Vec<u8> {
-        let key = SoftwareSigner::new(self.key.signing_key().clone());
-        self.request_with(report, &key)
-    }
-
-    /// Verifies a credential response to `request` and opens its sealed entries.
-    pub fn open_response(
-        &self,
-        request: &[u8],
-        bytes: &[u8],
-        pinned: &PinnedKeys,
-    ) -> (CredentialResponse, Vec<Zeroizing<Vec<u8>>>) {
-        let env = Envelope::decode(bytes).unwrap();
-        assert_eq!(
-            env.header.tag,
-            MessageTag::CredentialResponse,
-            "{:?}",
-            error_of(bytes)
-        );
-        let Body::Signed(s) = &env.body else { panic!() };
-        assert_eq!(
-            Some(*s.key_id()),
-            self.proof_key,
-            "signed by the proof's key"
-        );
-        let req = Envelope::decode(request).unwrap();
-        let Body::Signed(rs) = &req.body else {
-            panic!()
-        };
-        let mut t = self.transcript.clone().unwrap();
-        // The request payload as sent (the server verified it before absorbing it).
-        let rpayload = rs
-            .verify(
-                &req.header,
-                KeyRole::DeviceIdentity,
-                &t.hash(),
-                self.key.public_key(),
-                &P,
-            )
-            .unwrap()
-            .to_vec();
-        t.absorb_request(&P, &rpayload);
-        let payload = s
-            .verify_trusted(&env.header, KeyRole::SetupSigning, &t.hash(), pinned, &P)
-            .unwrap();
-        let response = CredentialResponse::decode_body(payload).unwrap();
-        let cts: Vec<&[u8]> = response
-            .entries
-            .iter()
-            .filter(|e| e.status == EntryStatus::Sealed)
-            .map(|e| e.ciphertext.as_slice())
-            .collect();
-        let opened = if cts.is_empty() {
-            Vec::new()
-        } else {
-            self.session_key
-                .as_ref()
-                .unwrap()
-                .open(
-                    &response.encapsulated_key,
-                    CREDENTIALS_INFO,
-                    &seal_aad(&t.hash()),
-                    &cts,
-                )
-                .unwrap()
-        };
-        (response, opened)
     }
 }
 
