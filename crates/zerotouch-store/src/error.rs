@@ -66,8 +66,21 @@ pub enum StoreError {
     /// An I/O error (key file, database directory).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The database could not be reached, or the connection to it broke during the operation:
+    /// a networked database restarting, failing over or unreachable. Whether a write whose
+    /// connection broke during its commit was applied is unknown; the protocol's retry (same
+    /// nonce, same stored response) makes trying again safe. The next operation connects
+    /// afresh.
+    #[error("the database could not be reached: {0}")]
+    Unavailable(String),
     /// The database engine reported an error.
     #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error. The message (`Display`) names the error's SQLSTATE and
+    /// primary text only, not PostgreSQL's DETAIL line, which may quote a row's values; `Debug`
+    /// and [`std::error::Error::source`] carry the whole error.
+    #[cfg(feature = "postgres")]
+    #[error("postgres: {}", crate::postgres::describe_error(.0))]
+    Postgres(#[from] tokio_postgres::Error),
 }

@@ -10,12 +10,21 @@
 //! counter, put a response if absent, compare-and-swap a session) rather than a read followed
 //! by a write, so several server processes can share one store. Calls are `async` and never
 //! block the runtime: the SQLite store runs its work on tokio's blocking pool and retries when
-//! another writer holds the database.
+//! another writer holds the database; the PostgreSQL store talks to the server asynchronously
+//! and runs a transaction again when PostgreSQL aborted it as a deadlock victim.
 //!
-//! Two implementations: [`MemoryStore`] for tests, and [`SqliteStore`] (feature `sqlite`, on by
-//! default), the embedded persistent default: WAL, full synchronous commits, migrations from
-//! `migrations/sqlite/`. Passphrases, PIN records, device secrets, session state and scan reports are
-//! sealed at rest under a data key from a [`DataKeySource`] ([`LocalKeyFile`] by default).
+//! Three implementations, one test suite (`zerotouch-store-suite`):
+//! - [`MemoryStore`], for tests;
+//! - [`SqliteStore`] (feature `sqlite`, on by default), the embedded persistent default: WAL,
+//!   full synchronous commits, migrations from `migrations/sqlite/`;
+//! - `PostgresStore` (feature `postgres`, off by default), for several server processes on
+//!   several machines sharing one database: a pool of connections that reconnects after the
+//!   database restarts, migrations from `migrations/postgres/` under an advisory lock, no TLS
+//!   to the database.
+//!
+//! Both persistent stores seal passphrases, PIN records, device secrets, session state and
+//! scan reports at rest, alike, under a data key from a [`DataKeySource`] ([`LocalKeyFile`] by
+//! default).
 //!
 //! ```
 //! use zerotouch_core::{Instant, Nonce, SessionId};
@@ -43,6 +52,8 @@ mod error;
 mod memory;
 mod outcome;
 mod pin;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod registrar;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
@@ -70,6 +81,8 @@ pub use outcome::{
     OutcomeKind, OutcomeRecord, OutcomeStore, PurgeReport, Retention, ScanReport, SeenNetwork,
 };
 pub use pin::{DEFAULT_PIN_ITERATIONS, MIN_PIN_ITERATIONS, PinRecord};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use registrar::{Registrar, RegistrarCredential, RegistrarId, RegistrarStore};
 pub use server_key::{ServerKeyRecord, ServerKeyStore};
 pub use session::{

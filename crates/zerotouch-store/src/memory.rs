@@ -356,7 +356,7 @@ impl ServerKeyStore for MemoryStore {
     }
 
     async fn retire_server_key(&self, key_id: &KeyId) -> Result<(), StoreError> {
-        retire_in(&mut self.lock().server_keys, key_id)
+        retire_in(&mut self.lock().server_keys, key_id).map(|_| ())
     }
 
     async fn revoke_server_key(

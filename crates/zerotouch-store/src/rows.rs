@@ -3,8 +3,9 @@
 //!
 //! Sealed values are bound to their table, column and row ([`SealedField`]); the bindings live
 //! here so that both stores seal alike and a database's sealed columns mean the same thing
-//! whichever engine holds them. A backend reads a row's columns into one of these structs (every
-//! integer as `i64`, every flag as `bool`, every blob as bytes) and lets it build the record.
+//! whichever engine holds them. A backend implements [`Columns`] for its row type (every
+//! integer is an `i64`, every flag a `bool`, every blob bytes); the row structs here read
+//! themselves from it and build the records.
 
 use zerotouch_core::{
     DeviceSecret, Instant, KeyId, KeyMapRule, KeyRole, KeyState, Passphrase, PublicKey, SessionId,
@@ -17,8 +18,85 @@ use crate::{
     AccountId, AssociationAction, AssociationChange, AttemptState, AuditEntry, Bands,
     DeviceIdentity, DeviceRecord, FieldCipher, Network, NetworkId, NonceUse, OutcomeKind,
     OutcomeRecord, PinRecord, Registrar, RegistrarCredential, RegistrarId, ScanReport,
-    ScannedLabel, SealedField, SecurityType, ServerKeyRecord, StoreError, StoredResponse,
+    ScannedLabel, SealedField, SecurityType, ServerKeyRecord, SessionRecord, StoreError,
+    StoredResponse,
 };
+
+/// A result row of either engine, column by column (0-based).
+pub(crate) trait Columns {
+    /// An integer.
+    fn int(&self, i: usize) -> Result<i64, StoreError>;
+    /// An integer or NULL.
+    fn int_opt(&self, i: usize) -> Result<Option<i64>, StoreError>;
+    /// A flag.
+    fn flag(&self, i: usize) -> Result<bool, StoreError>;
+    /// A flag or NULL.
+    fn flag_opt(&self, i: usize) -> Result<Option<bool>, StoreError>;
+    /// A byte string.
+    fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError>;
+    /// A byte string or NULL.
+    fn bytes_opt(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Text.
+    fn text(&self, i: usize) -> Result<String, StoreError>;
+    /// Text or NULL.
+    fn text_opt(&self, i: usize) -> Result<Option<String>, StoreError>;
+}
+
+/// Implements [`Columns`] for a backend's row type through its typed getter (whose error
+/// converts into [`StoreError`]).
+macro_rules! columns_through {
+    ($row:ty, $get:ident) => {
+        impl $crate::rows::Columns for $row {
+            fn int(&self, i: usize) -> Result<i64, StoreError> {
+                Ok(self.$get(i)?)
+            }
+            fn int_opt(&self, i: usize) -> Result<Option<i64>, StoreError> {
+                Ok(self.$get(i)?)
+            }
+            fn flag(&self, i: usize) -> Result<bool, StoreError> {
+                Ok(self.$get(i)?)
+            }
+            fn flag_opt(&self, i: usize) -> Result<Option<bool>, StoreError> {
+                Ok(self.$get(i)?)
+            }
+            fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+                Ok(self.$get(i)?)
+            }
+            fn bytes_opt(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+                Ok(self.$get(i)?)
+            }
+            fn text(&self, i: usize) -> Result<String, StoreError> {
+                Ok(self.$get(i)?)
+            }
+            fn text_opt(&self, i: usize) -> Result<Option<String>, StoreError> {
+                Ok(self.$get(i)?)
+            }
+        }
+    };
+}
+pub(crate) use columns_through;
+
+/// The range of key ids that start with `prefix`: from prefix‖00… to prefix‖ff… (both engines
+/// compare byte strings byte by byte). `None` if no key id can (a prefix over 32 bytes).
+pub(crate) fn key_prefix_range(prefix: &[u8]) -> Option<([u8; 32], [u8; 32])> {
+    let mut low = [0x00u8; 32];
+    let mut high = [0xffu8; 32];
+    low.get_mut(..prefix.len())?.copy_from_slice(prefix);
+    high.get_mut(..prefix.len())?.copy_from_slice(prefix);
+    Some((low, high))
+}
+
+/// Refuses a batch that names one device twice.
+pub(crate) fn distinct_devices(devices: &[DeviceRecord]) -> Result<(), StoreError> {
+    let mut seen = std::collections::BTreeSet::new();
+    if devices.iter().all(|d| seen.insert(d.key_id)) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(
+            "a device appears twice in the batch",
+        ))
+    }
+}
 
 /// A known plaintext sealed when a database is created (in `meta`, name `key_check`): opening
 /// with the wrong data key fails at once instead of at the first secret read.
@@ -32,24 +110,20 @@ fn key_check_field() -> SealedField<'static> {
     }
 }
 
-/// Checks the stored key-check value against the data key; with none stored yet (a new
-/// database), returns the sealed value to store.
-pub(crate) fn check_data_key(
-    cipher: &FieldCipher,
-    stored: Option<&[u8]>,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    match stored {
-        Some(sealed) => {
-            let opened = cipher.open(key_check_field(), sealed).map_err(|_| {
-                StoreError::DataKey("this is not the data key the database was created with".into())
-            })?;
-            if opened.as_slice() != KEY_CHECK {
-                return Err(StoreError::Corrupt { what: "key check" });
-            }
-            Ok(None)
-        }
-        None => Ok(Some(cipher.seal(key_check_field(), KEY_CHECK)?)),
+/// The key-check value to store in a new database.
+pub(crate) fn seal_key_check(cipher: &FieldCipher) -> Result<Vec<u8>, StoreError> {
+    cipher.seal(key_check_field(), KEY_CHECK)
+}
+
+/// Checks a database's stored key-check value against the data key.
+pub(crate) fn verify_key_check(cipher: &FieldCipher, stored: &[u8]) -> Result<(), StoreError> {
+    let opened = cipher.open(key_check_field(), stored).map_err(|_| {
+        StoreError::DataKey("this is not the data key the database was created with".into())
+    })?;
+    if opened.as_slice() != KEY_CHECK {
+        return Err(StoreError::Corrupt { what: "key check" });
     }
+    Ok(())
 }
 
 fn passphrase_field(id: &[u8]) -> SealedField<'_> {
@@ -83,6 +157,21 @@ pub(crate) struct NetworkRow {
 }
 
 impl NetworkRow {
+    /// The columns read, in the order of the fields.
+    pub const COLUMNS: &'static str = "id, ssid, passphrase_sealed, security, bands, created_at";
+
+    /// From a row of [`Self::COLUMNS`].
+    pub fn read(r: &impl Columns) -> Result<Self, StoreError> {
+        Ok(NetworkRow {
+            id: r.int(0)?,
+            ssid: r.bytes(1)?,
+            passphrase_sealed: r.bytes(2)?,
+            security: r.int(3)?,
+            bands: r.int(4)?,
+            created_at: r.int(5)?,
+        })
+    }
+
     /// The network, passphrase opened.
     pub fn open(self, account: AccountId, cipher: &FieldCipher) -> Result<Network, StoreError> {
         let opened = cipher.open(
@@ -129,6 +218,22 @@ impl DeviceRow {
     /// The columns of the `devices` table, in the order of the fields.
     pub const COLUMNS: &'static str = "key_id, identity_kind, identity, device_type, serial, \
          product_number, pin_sealed, secret_sealed, blocked, created_at";
+
+    /// From a row of [`Self::COLUMNS`].
+    pub fn read(r: &impl Columns) -> Result<Self, StoreError> {
+        Ok(DeviceRow {
+            key_id: r.bytes(0)?,
+            identity_kind: r.int(1)?,
+            identity: r.bytes(2)?,
+            device_type: r.int(3)?,
+            serial: r.int(4)?,
+            product_number: r.text(5)?,
+            pin_sealed: r.bytes_opt(6)?,
+            secret_sealed: r.bytes_opt(7)?,
+            blocked: r.flag(8)?,
+            created_at: r.int(9)?,
+        })
+    }
 
     /// The row for `d`, secrets sealed.
     pub fn seal(d: &DeviceRecord, cipher: &FieldCipher) -> Result<Self, StoreError> {
@@ -217,6 +322,23 @@ impl AuditRow {
          label_fingerprint, label_device_type, label_product_number, label_had_pin, \
          previous_accounts";
 
+    /// From a row of [`Self::COLUMNS`].
+    pub fn read(r: &impl Columns) -> Result<Self, StoreError> {
+        Ok(AuditRow {
+            seq: r.int(0)?,
+            action: r.int(1)?,
+            device: r.bytes(2)?,
+            account_id: r.int(3)?,
+            registrar_id: r.int(4)?,
+            at: r.int(5)?,
+            label_fingerprint: r.text_opt(6)?,
+            label_device_type: r.int_opt(7)?,
+            label_product_number: r.text_opt(8)?,
+            label_had_pin: r.flag_opt(9)?,
+            previous_accounts: r.text(10)?,
+        })
+    }
+
     /// The row recording `change`, made while the device was associated with `previous`; its
     /// `seq` is the database's to assign (0 here).
     pub fn of(change: &AssociationChange, previous: &[AccountId]) -> Self {
@@ -288,6 +410,18 @@ impl RegistrarRow {
     /// The columns of the `registrars` table, in the order of the fields.
     pub const COLUMNS: &'static str = "id, name, credential_kind, credential, disabled, created_at";
 
+    /// From a row of [`Self::COLUMNS`].
+    pub fn read(r: &impl Columns) -> Result<Self, StoreError> {
+        Ok(RegistrarRow {
+            id: r.int(0)?,
+            name: r.text(1)?,
+            credential_kind: r.int(2)?,
+            credential: r.bytes(3)?,
+            disabled: r.flag(4)?,
+            created_at: r.int(5)?,
+        })
+    }
+
     /// The registrar.
     pub fn registrar(self) -> Result<Registrar, StoreError> {
         let credential = match self.credential_kind {
@@ -330,6 +464,19 @@ impl ServerKeyRow {
     pub const COLUMNS: &'static str =
         "key_id, role, public_key, state, created_at, revoked_at, replacement";
 
+    /// From a row of [`Self::COLUMNS`].
+    pub fn read(r: &impl Columns) -> Result<Self, StoreError> {
+        Ok(ServerKeyRow {
+            key_id: r.bytes(0)?,
+            role: r.int(1)?,
+            public_key: r.bytes(2)?,
+            state: r.int(3)?,
+            created_at: r.int(4)?,
+            revoked_at: r.int_opt(5)?,
+            replacement: r.bytes_opt(6)?,
+        })
+    }
+
     /// The key record.
     pub fn record(self) -> Result<ServerKeyRecord, StoreError> {
         let corrupt = || StoreError::Corrupt { what: "server key" };
@@ -363,6 +510,19 @@ pub(crate) struct KeyMapRow {
 }
 
 impl KeyMapRow {
+    /// The columns read, in the order of the fields.
+    pub const COLUMNS: &'static str = "device_type, first_serial, last_serial, key_id";
+
+    /// From a row of [`Self::COLUMNS`].
+    pub fn read(r: &impl Columns) -> Result<Self, StoreError> {
+        Ok(KeyMapRow {
+            device_type: r.int(0)?,
+            first_serial: r.int(1)?,
+            last_serial: r.int(2)?,
+            key_id: r.bytes(3)?,
+        })
+    }
+
     /// The rule.
     pub fn rule(self) -> Result<KeyMapRule, StoreError> {
         Ok(KeyMapRule {
@@ -376,7 +536,7 @@ impl KeyMapRow {
 
 /// The session's sealed-state binding: session id ‖ version (big-endian), so a state sealed
 /// for one version does not open as another.
-pub(crate) fn session_row(id: &SessionId, version: u64) -> [u8; 24] {
+fn session_row(id: &SessionId, version: u64) -> [u8; 24] {
     let mut row = [0u8; 24];
     let (sid, ver) = row.split_at_mut(16);
     sid.copy_from_slice(&id.0);
@@ -385,7 +545,7 @@ pub(crate) fn session_row(id: &SessionId, version: u64) -> [u8; 24] {
 }
 
 /// Where a session's state is sealed.
-pub(crate) fn session_field(row: &[u8]) -> SealedField<'_> {
+fn session_field(row: &[u8]) -> SealedField<'_> {
     SealedField {
         table: "sessions",
         column: "state",
@@ -393,46 +553,58 @@ pub(crate) fn session_field(row: &[u8]) -> SealedField<'_> {
     }
 }
 
-/// Why a nonce was not consumed, from its row (`session`, `used`) if it exists.
-pub(crate) fn nonce_refusal(row: Option<(Vec<u8>, bool)>, session: &SessionId) -> NonceUse {
-    match row {
-        None => NonceUse::Unknown,
-        Some((s, _)) if s != session.0 => NonceUse::WrongSession,
-        Some((_, true)) => NonceUse::AlreadyUsed,
-        Some((_, false)) => NonceUse::Expired,
-    }
+/// What to read of a nonce that was not consumed.
+pub(crate) const NONCE_COLUMNS: &str = "session, used";
+
+/// Why a nonce was not consumed, from its row of [`NONCE_COLUMNS`] if it exists.
+pub(crate) fn nonce_refusal(
+    row: Option<&impl Columns>,
+    session: &SessionId,
+) -> Result<NonceUse, StoreError> {
+    let Some(r) = row else {
+        return Ok(NonceUse::Unknown);
+    };
+    Ok(if r.bytes(0)? != session.0 {
+        NonceUse::WrongSession
+    } else if r.flag(1)? {
+        NonceUse::AlreadyUsed
+    } else {
+        NonceUse::Expired
+    })
 }
 
-/// A `responses` row's `request_digest`, `response` and `expires_at`: the stored response,
-/// unless `now` is given and it has expired.
+/// What to read of a stored response.
+pub(crate) const RESPONSE_COLUMNS: &str = "request_digest, response, expires_at";
+
+/// The stored response in a row of [`RESPONSE_COLUMNS`], unless `now` is given and it has
+/// expired.
 pub(crate) fn stored_response(
-    request_digest: &[u8],
-    response: Vec<u8>,
-    expires_at: i64,
+    r: &impl Columns,
     now: Option<Instant>,
 ) -> Result<Option<StoredResponse>, StoreError> {
-    let expires_at = instant(expires_at);
+    let expires_at = instant(r.int(2)?);
     if now.is_some_and(|now| now.is_past(expires_at)) {
         return Ok(None);
     }
     Ok(Some(StoredResponse {
-        request_digest: digest(request_digest)?,
-        response,
+        request_digest: digest(&r.bytes(0)?)?,
+        response: r.bytes(1)?,
         expires_at,
     }))
 }
 
-/// An `attempts` row's `failures`, `lockouts` and `locked_until`; no row is the initial state.
-pub(crate) fn attempt_state(
-    row: Option<(i64, i64, Option<i64>)>,
-) -> Result<AttemptState, StoreError> {
-    Ok(match row {
-        None => AttemptState::default(),
-        Some((failures, lockouts, until)) => AttemptState {
-            failures: small(failures, "attempts")?,
-            lockouts: small(lockouts, "attempts")?,
-            locked_until: until.map(instant),
-        },
+/// What to read of a subject's attempts.
+pub(crate) const ATTEMPT_COLUMNS: &str = "failures, lockouts, locked_until";
+
+/// The state in a row of [`ATTEMPT_COLUMNS`]; no row is the initial state.
+pub(crate) fn attempt_state(row: Option<&impl Columns>) -> Result<AttemptState, StoreError> {
+    let Some(r) = row else {
+        return Ok(AttemptState::default());
+    };
+    Ok(AttemptState {
+        failures: small(r.int(0)?, "attempts")?,
+        lockouts: small(r.int(1)?, "attempts")?,
+        locked_until: r.int_opt(2)?.map(instant),
     })
 }
 
@@ -445,6 +617,19 @@ pub(crate) struct OutcomeRow {
 }
 
 impl OutcomeRow {
+    /// The columns read, in the order of the fields.
+    pub const COLUMNS: &'static str = "session, network_id, kind, at";
+
+    /// From a row of [`Self::COLUMNS`].
+    pub fn read(r: &impl Columns) -> Result<Self, StoreError> {
+        Ok(OutcomeRow {
+            session: r.bytes(0)?,
+            network_id: r.int_opt(1)?,
+            kind: r.int(2)?,
+            at: r.int(3)?,
+        })
+    }
+
     /// The outcome record of `device`.
     pub fn record(self, device: KeyId) -> Result<OutcomeRecord, StoreError> {
         Ok(OutcomeRecord {
@@ -484,21 +669,72 @@ pub(crate) fn seal_scan_report(
     cipher.seal(scan_field(&row), &plain)
 }
 
-/// A `scan_reports` row of a device: its `session`, `report_sealed` and `at`, opened.
+/// What to read of a scan report.
+pub(crate) const SCAN_COLUMNS: &str = "session, report_sealed, at";
+
+/// A scan report of `device` in a row of [`SCAN_COLUMNS`], opened.
 pub(crate) fn open_scan_report(
     cipher: &FieldCipher,
     device: KeyId,
-    session: &[u8],
-    sealed: &[u8],
-    at: i64,
+    r: &impl Columns,
 ) -> Result<ScanReport, StoreError> {
-    let session = session_id(session)?;
-    let at = instant(at);
-    let plain = cipher.open(scan_field(&scan_row(&device, &session, at)), sealed)?;
+    let session = session_id(&r.bytes(0)?)?;
+    let at = instant(r.int(2)?);
+    let plain = cipher.open(scan_field(&scan_row(&device, &session, at)), &r.bytes(1)?)?;
     Ok(ScanReport {
         device,
         session,
         networks: decode_seen(&plain)?,
         at,
     })
+}
+
+/// What to read of a session.
+pub(crate) const SESSION_COLUMNS: &str = "version, state_sealed, expires_at";
+
+/// A session's state sealed for the version it is written at.
+pub(crate) fn seal_session(
+    cipher: &FieldCipher,
+    id: &SessionId,
+    version: u64,
+    state: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    cipher.seal(session_field(&session_row(id, version)), state)
+}
+
+/// Session `id` in a row of [`SESSION_COLUMNS`], its state opened.
+pub(crate) fn open_session(
+    cipher: &FieldCipher,
+    id: SessionId,
+    r: &impl Columns,
+) -> Result<SessionRecord, StoreError> {
+    let version = i2u(r.int(0)?);
+    let state = cipher.open(session_field(&session_row(&id, version)), &r.bytes(1)?)?;
+    Ok(SessionRecord {
+        id,
+        version,
+        state: state.to_vec(),
+        expires_at: instant(r.int(2)?),
+    })
+}
+
+/// The migrations after `current`, in order; a database migrated past the last one this build
+/// knows is refused.
+pub(crate) fn pending_migrations(
+    migrations: &'static [(i64, &'static str)],
+    current: i64,
+) -> Result<impl Iterator<Item = &'static (i64, &'static str)>, StoreError> {
+    let supported = migrations.last().map_or(0, |m| m.0);
+    if current > supported {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
+    }
+    Ok(migrations.iter().filter(move |m| m.0 > current))
+}
+
+/// `Ok` if a write changed a row (`changed`), else `otherwise`.
+pub(crate) fn changed(changed: bool, otherwise: StoreError) -> Result<(), StoreError> {
+    if changed { Ok(()) } else { Err(otherwise) }
 }

@@ -68,7 +68,11 @@ pub trait ServerKeyStore: Send + Sync {
 }
 
 /// Applies a retirement to `keys` in place: the one rule every implementation follows.
-pub(crate) fn retire_in(keys: &mut [ServerKeyRecord], key_id: &KeyId) -> Result<(), StoreError> {
+/// Returns the key's record, to write back.
+pub(crate) fn retire_in<'k>(
+    keys: &'k mut [ServerKeyRecord],
+    key_id: &KeyId,
+) -> Result<&'k ServerKeyRecord, StoreError> {
     let key = keys
         .iter_mut()
         .find(|k| &k.key_id == key_id)
@@ -76,19 +80,20 @@ pub(crate) fn retire_in(keys: &mut [ServerKeyRecord], key_id: &KeyId) -> Result<
     match key.state {
         KeyState::Active | KeyState::Retired => {
             key.state = KeyState::Retired;
-            Ok(())
+            Ok(key)
         }
         KeyState::Revoked => Err(StoreError::InvalidChange("a revoked key stays revoked")),
     }
 }
 
-/// Applies a revocation to `keys` in place. Returns whether anything changed.
-pub(crate) fn revoke_in(
-    keys: &mut [ServerKeyRecord],
+/// Applies a revocation to `keys` in place. Returns the key's record if it changed, to write
+/// back.
+pub(crate) fn revoke_in<'k>(
+    keys: &'k mut [ServerKeyRecord],
     key_id: &KeyId,
     replacement: Option<KeyId>,
     now: Instant,
-) -> Result<bool, StoreError> {
+) -> Result<Option<&'k ServerKeyRecord>, StoreError> {
     let role = keys
         .iter()
         .find(|k| &k.key_id == key_id)
@@ -112,10 +117,10 @@ pub(crate) fn revoke_in(
         .find(|k| &k.key_id == key_id)
         .ok_or(StoreError::NotFound { what: "server key" })?;
     if key.state == KeyState::Revoked {
-        return Ok(false);
+        return Ok(None);
     }
     key.state = KeyState::Revoked;
     key.revoked_at = Some(now);
     key.replacement = replacement;
-    Ok(true)
+    Ok(Some(key))
 }

@@ -191,14 +191,7 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, St
 
 fn migrate(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let supported = MIGRATIONS.last().map_or(0, |m| m.0);
-    if current > supported {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            supported,
-        });
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    for (version, sql) in crate::rows::pending_migrations(MIGRATIONS, current)? {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version)?;
     }
@@ -211,11 +204,14 @@ fn check_data_key(tx: &Transaction<'_>, cipher: &FieldCipher) -> Result<(), Stor
             r.get(0)
         })
         .optional()?;
-    if let Some(sealed) = crate::rows::check_data_key(cipher, stored.as_deref())? {
-        tx.execute(
-            "INSERT INTO meta (name, value) VALUES ('key_check', ?1)",
-            [sealed],
-        )?;
+    match stored {
+        Some(sealed) => crate::rows::verify_key_check(cipher, &sealed),
+        None => {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('key_check', ?1)",
+                [crate::rows::seal_key_check(cipher)?],
+            )?;
+            Ok(())
+        }
     }
-    Ok(())
 }

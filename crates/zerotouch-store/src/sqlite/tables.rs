@@ -1,15 +1,17 @@
 //! The store traits on SQLite.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Params, Row, Transaction, params};
 use zerotouch_core::{Instant, KeyId, KeyMapRule, KeyRole, KeyState, Nonce, PublicKey, SessionId};
 
 use super::{Access, SqliteStore};
 use crate::association::{ChangePlan, plan_change};
 use crate::column_codec::{i2u, instant, key_id, nonce_bytes, t, u2i};
 use crate::rows::{
-    AuditRow, DeviceRow, KeyMapRow, NetworkRow, OutcomeRow, RegistrarRow, ServerKeyRow,
-    attempt_state, credential_parts, key_state_code, nonce_refusal, open_scan_report,
-    seal_passphrase, seal_scan_report, session_field, session_row, stored_response,
+    ATTEMPT_COLUMNS, AuditRow, DeviceRow, KeyMapRow, NONCE_COLUMNS, NetworkRow, OutcomeRow,
+    RESPONSE_COLUMNS, RegistrarRow, SCAN_COLUMNS, SESSION_COLUMNS, ServerKeyRow, attempt_state,
+    changed, columns_through, credential_parts, distinct_devices, key_prefix_range, key_state_code,
+    nonce_refusal, open_scan_report, open_session, seal_passphrase, seal_scan_report, seal_session,
+    stored_response,
 };
 use crate::server_key::{retire_in, revoke_in};
 use crate::{
@@ -21,6 +23,40 @@ use crate::{
     ServerKeyStore, SessionCas, SessionRecord, SessionStore, StoreError, StoredResponse,
     after_failure,
 };
+
+columns_through!(Row<'_>, get);
+
+/// Every row `sql` selects, each made into a `T` by `f`.
+fn all<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    p: impl Params,
+    mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    let mut rows = stmt.query(p)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+/// The first row `sql` selects, if any, made into a `T` by `f`.
+fn first<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    p: impl Params,
+    f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    let mut rows = stmt.query(p)?;
+    rows.next()?.map(f).transpose()
+}
+
+fn exists(tx: &Transaction<'_>, sql: &str, p: impl Params) -> Result<bool, StoreError> {
+    Ok(tx.query_row(sql, p, |r| r.get(0))?)
+}
 
 impl AccountStore for SqliteStore {
     async fn create_account(&self, name: &str, now: Instant) -> Result<AccountId, StoreError> {
@@ -92,21 +128,15 @@ impl AccountStore for SqliteStore {
 
     async fn networks_of_account(&self, account: AccountId) -> Result<Vec<Network>, StoreError> {
         self.run(Access::Read, move |tx, cipher| {
-            let mut stmt = tx.prepare(
-                "SELECT id, ssid, passphrase_sealed, security, bands, created_at FROM networks \
-                 WHERE account_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([account.0], |r| {
-                Ok(NetworkRow {
-                    id: r.get(0)?,
-                    ssid: r.get(1)?,
-                    passphrase_sealed: r.get(2)?,
-                    security: r.get(3)?,
-                    bands: r.get(4)?,
-                    created_at: r.get(5)?,
-                })
-            })?;
-            rows.map(|row| row?.open(account, cipher)).collect()
+            all(
+                tx,
+                &format!(
+                    "SELECT {} FROM networks WHERE account_id = ?1 ORDER BY id",
+                    NetworkRow::COLUMNS
+                ),
+                [account.0],
+                |r| NetworkRow::read(r)?.open(account, cipher),
+            )
         })
         .await
     }
@@ -119,53 +149,28 @@ impl AccountStore for SqliteStore {
     }
 }
 
-fn read_device(r: &Row<'_>, cipher: &FieldCipher) -> Result<DeviceRecord, StoreError> {
-    DeviceRow {
-        key_id: r.get(0)?,
-        identity_kind: r.get(1)?,
-        identity: r.get(2)?,
-        device_type: r.get(3)?,
-        serial: r.get(4)?,
-        product_number: r.get(5)?,
-        pin_sealed: r.get(6)?,
-        secret_sealed: r.get(7)?,
-        blocked: r.get(8)?,
-        created_at: r.get(9)?,
-    }
-    .open(cipher)
-}
-
 fn device_in(
     tx: &Transaction<'_>,
     cipher: &FieldCipher,
     key: &KeyId,
 ) -> Result<Option<DeviceRecord>, StoreError> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {} FROM devices WHERE key_id = ?1",
-        DeviceRow::COLUMNS
-    ))?;
-    let mut rows = stmt.query([key.as_bytes().as_slice()])?;
-    match rows.next()? {
-        Some(r) => Ok(Some(read_device(r, cipher)?)),
-        None => Ok(None),
-    }
-}
-
-fn exists(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<bool, StoreError> {
-    Ok(tx.query_row(sql, p, |r| r.get(0))?)
+    first(
+        tx,
+        &format!(
+            "SELECT {} FROM devices WHERE key_id = ?1",
+            DeviceRow::COLUMNS
+        ),
+        [key.as_bytes().as_slice()],
+        |r| DeviceRow::read(r)?.open(cipher),
+    )
 }
 
 impl DeviceStore for SqliteStore {
     async fn import_devices(&self, devices: Vec<DeviceRecord>) -> Result<ImportReport, StoreError> {
+        distinct_devices(&devices)?;
         self.run(Access::Write, move |tx, cipher| {
             let mut report = ImportReport::default();
-            let mut seen = std::collections::BTreeSet::new();
             for d in &devices {
-                if !seen.insert(d.key_id) {
-                    return Err(StoreError::InvalidInput(
-                        "a device appears twice in the batch",
-                    ));
-                }
                 match device_in(tx, cipher, &d.key_id)? {
                     Some(existing) if &existing == d => {
                         report.unchanged += 1;
@@ -209,27 +214,17 @@ impl DeviceStore for SqliteStore {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyId>, StoreError> {
-        if prefix.len() > 32 {
+        let Some((low, high)) = key_prefix_range(prefix) else {
             return Ok(Vec::new());
-        }
-        // Every key id with the prefix lies between prefix‖00… and prefix‖ff….
-        let mut low = [0x00u8; 32];
-        let mut high = [0xffu8; 32];
-        low.get_mut(..prefix.len())
-            .ok_or(StoreError::InvalidInput("prefix too long"))?
-            .copy_from_slice(prefix);
-        high.get_mut(..prefix.len())
-            .ok_or(StoreError::InvalidInput("prefix too long"))?
-            .copy_from_slice(prefix);
+        };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(Access::Read, move |tx, _| {
-            let mut stmt = tx.prepare(
+            all(
+                tx,
                 "SELECT key_id FROM devices WHERE key_id BETWEEN ?1 AND ?2 ORDER BY key_id LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![low.as_slice(), high.as_slice(), limit], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })?;
-            rows.map(|r| key_id(&r?)).collect()
+                params![low.as_slice(), high.as_slice(), limit],
+                |r| key_id(&r.get::<_, Vec<u8>>(0)?),
+            )
         })
         .await
     }
@@ -241,52 +236,23 @@ impl DeviceStore for SqliteStore {
                 "UPDATE devices SET blocked = ?2 WHERE key_id = ?1",
                 params![key.as_bytes().as_slice(), blocked],
             )?;
-            if n == 0 {
-                return Err(StoreError::NotFound { what: "device" });
-            }
-            Ok(())
+            changed(n > 0, StoreError::NotFound { what: "device" })
         })
         .await
     }
 }
 
 fn accounts_of(tx: &Transaction<'_>, device: &KeyId) -> Result<Vec<AccountId>, StoreError> {
-    let mut stmt = tx.prepare_cached(
+    all(
+        tx,
         "SELECT account_id FROM associations WHERE device = ?1 ORDER BY since, id",
-    )?;
-    let rows = stmt.query_map([device.as_bytes().as_slice()], |r| r.get(0))?;
-    rows.map(|r| Ok(AccountId(r?))).collect()
+        [device.as_bytes().as_slice()],
+        |r| Ok(AccountId(r.get(0)?)),
+    )
 }
 
 fn read_audit(r: &Row<'_>) -> Result<AuditEntry, StoreError> {
-    AuditRow {
-        seq: r.get(0)?,
-        action: r.get(1)?,
-        device: r.get(2)?,
-        account_id: r.get(3)?,
-        registrar_id: r.get(4)?,
-        at: r.get(5)?,
-        label_fingerprint: r.get(6)?,
-        label_device_type: r.get(7)?,
-        label_product_number: r.get(8)?,
-        label_had_pin: r.get(9)?,
-        previous_accounts: r.get(10)?,
-    }
-    .entry()
-}
-
-fn query_audit(
-    tx: &Transaction<'_>,
-    sql: &str,
-    p: impl rusqlite::Params,
-) -> Result<Vec<AuditEntry>, StoreError> {
-    let mut stmt = tx.prepare(sql)?;
-    let mut rows = stmt.query(p)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(read_audit(r)?);
-    }
-    Ok(out)
+    AuditRow::read(r)?.entry()
 }
 
 impl AssociationStore for SqliteStore {
@@ -366,29 +332,32 @@ impl AssociationStore for SqliteStore {
     async fn associations_of_device(&self, device: &KeyId) -> Result<Vec<Association>, StoreError> {
         let device = *device;
         self.run(Access::Read, move |tx, _| {
-            let mut stmt = tx.prepare(
+            all(
+                tx,
                 "SELECT account_id, registrar_id, since FROM associations WHERE device = ?1 \
                  ORDER BY since, id",
-            )?;
-            let rows = stmt.query_map([device.as_bytes().as_slice()], |r| {
-                Ok(Association {
-                    device,
-                    account: AccountId(r.get(0)?),
-                    registrar: RegistrarId(r.get(1)?),
-                    since: instant(r.get(2)?),
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+                [device.as_bytes().as_slice()],
+                |r| {
+                    Ok(Association {
+                        device,
+                        account: AccountId(r.get(0)?),
+                        registrar: RegistrarId(r.get(1)?),
+                        since: instant(r.get(2)?),
+                    })
+                },
+            )
         })
         .await
     }
 
     async fn devices_of_account(&self, account: AccountId) -> Result<Vec<KeyId>, StoreError> {
         self.run(Access::Read, move |tx, _| {
-            let mut stmt =
-                tx.prepare("SELECT device FROM associations WHERE account_id = ?1 ORDER BY id")?;
-            let rows = stmt.query_map([account.0], |r| r.get::<_, Vec<u8>>(0))?;
-            rows.map(|r| key_id(&r?)).collect()
+            all(
+                tx,
+                "SELECT device FROM associations WHERE account_id = ?1 ORDER BY id",
+                [account.0],
+                |r| key_id(&r.get::<_, Vec<u8>>(0)?),
+            )
         })
         .await
     }
@@ -396,13 +365,14 @@ impl AssociationStore for SqliteStore {
     async fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(Access::Read, move |tx, _| {
-            query_audit(
+            all(
                 tx,
                 &format!(
                     "SELECT {} FROM association_audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                     AuditRow::COLUMNS
                 ),
                 params![u2i(after), limit],
+                read_audit,
             )
         })
         .await
@@ -411,42 +381,34 @@ impl AssociationStore for SqliteStore {
     async fn device_history(&self, device: &KeyId) -> Result<Vec<AuditEntry>, StoreError> {
         let device = *device;
         self.run(Access::Read, move |tx, _| {
-            query_audit(
+            all(
                 tx,
                 &format!(
                     "SELECT {} FROM association_audit WHERE device = ?1 ORDER BY seq",
                     AuditRow::COLUMNS
                 ),
                 [device.as_bytes().as_slice()],
+                read_audit,
             )
         })
         .await
     }
 }
 
-fn read_registrar(r: &Row<'_>) -> Result<Registrar, StoreError> {
-    RegistrarRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        credential_kind: r.get(2)?,
-        credential: r.get(3)?,
-        disabled: r.get(4)?,
-        created_at: r.get(5)?,
-    }
-    .registrar()
-}
-
 fn query_registrar(
     tx: &Transaction<'_>,
     filter: &str,
-    p: impl rusqlite::Params,
+    p: impl Params,
 ) -> Result<Option<Registrar>, StoreError> {
-    let mut stmt = tx.prepare(&format!(
-        "SELECT {} FROM registrars WHERE {filter}",
-        RegistrarRow::COLUMNS
-    ))?;
-    let mut rows = stmt.query(p)?;
-    rows.next()?.map(read_registrar).transpose()
+    first(
+        tx,
+        &format!(
+            "SELECT {} FROM registrars WHERE {filter}",
+            RegistrarRow::COLUMNS
+        ),
+        p,
+        |r| RegistrarRow::read(r)?.registrar(),
+    )
 }
 
 impl RegistrarStore for SqliteStore {
@@ -511,32 +473,22 @@ impl RegistrarStore for SqliteStore {
                 "UPDATE registrars SET disabled = ?2 WHERE id = ?1",
                 params![id.0, disabled],
             )?;
-            if n == 0 {
-                return Err(StoreError::NotFound { what: "registrar" });
-            }
-            Ok(())
+            changed(n > 0, StoreError::NotFound { what: "registrar" })
         })
         .await
     }
 }
 
 fn server_keys_in(tx: &Transaction<'_>) -> Result<Vec<ServerKeyRecord>, StoreError> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {} FROM server_keys ORDER BY seq",
-        ServerKeyRow::COLUMNS
-    ))?;
-    let rows = stmt.query_map([], |r| {
-        Ok(ServerKeyRow {
-            key_id: r.get(0)?,
-            role: r.get(1)?,
-            public_key: r.get(2)?,
-            state: r.get(3)?,
-            created_at: r.get(4)?,
-            revoked_at: r.get(5)?,
-            replacement: r.get(6)?,
-        })
-    })?;
-    rows.map(|row| row?.record()).collect()
+    all(
+        tx,
+        &format!(
+            "SELECT {} FROM server_keys ORDER BY seq",
+            ServerKeyRow::COLUMNS
+        ),
+        [],
+        |r| ServerKeyRow::read(r)?.record(),
+    )
 }
 
 fn write_key_state(tx: &Transaction<'_>, k: &ServerKeyRecord) -> Result<(), StoreError> {
@@ -597,11 +549,7 @@ impl ServerKeyStore for SqliteStore {
         let key = *key;
         self.run(Access::Write, move |tx, _| {
             let mut keys = server_keys_in(tx)?;
-            retire_in(&mut keys, &key)?;
-            if let Some(k) = keys.iter().find(|k| k.key_id == key) {
-                write_key_state(tx, k)?;
-            }
-            Ok(())
+            write_key_state(tx, retire_in(&mut keys, &key)?)
         })
         .await
     }
@@ -615,12 +563,10 @@ impl ServerKeyStore for SqliteStore {
         let key = *key;
         self.run(Access::Write, move |tx, _| {
             let mut keys = server_keys_in(tx)?;
-            if revoke_in(&mut keys, &key, replacement, now)?
-                && let Some(k) = keys.iter().find(|k| k.key_id == key)
-            {
-                write_key_state(tx, k)?;
+            match revoke_in(&mut keys, &key, replacement, now)? {
+                Some(revoked) => write_key_state(tx, revoked),
+                None => Ok(()),
             }
-            Ok(())
         })
         .await
     }
@@ -655,18 +601,12 @@ impl ServerKeyStore for SqliteStore {
 
     async fn key_map(&self) -> Result<Vec<KeyMapRule>, StoreError> {
         self.run(Access::Read, |tx, _| {
-            let mut stmt = tx.prepare(
-                "SELECT device_type, first_serial, last_serial, key_id FROM key_map ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(KeyMapRow {
-                    device_type: r.get(0)?,
-                    first_serial: r.get(1)?,
-                    last_serial: r.get(2)?,
-                    key_id: r.get(3)?,
-                })
-            })?;
-            rows.map(|row| row?.rule()).collect()
+            all(
+                tx,
+                &format!("SELECT {} FROM key_map ORDER BY seq", KeyMapRow::COLUMNS),
+                [],
+                |r| KeyMapRow::read(r)?.rule(),
+            )
         })
         .await
     }
@@ -694,7 +634,7 @@ impl SessionStore for SqliteStore {
                 return Ok(SessionCas::Conflict { current });
             }
             let version = current.unwrap_or(0) + 1;
-            let sealed = cipher.seal(session_field(&session_row(&id, version)), &state)?;
+            let sealed = seal_session(cipher, &id, version, &state)?;
             // An expired row may still be there: replace it.
             tx.execute(
                 "INSERT INTO sessions (id, version, state_sealed, expires_at) VALUES \
@@ -713,25 +653,14 @@ impl SessionStore for SqliteStore {
         now: Instant,
     ) -> Result<Option<SessionRecord>, StoreError> {
         self.run(Access::Read, move |tx, cipher| {
-            let row: Option<(i64, Vec<u8>, i64)> = tx
-                .query_row(
-                    "SELECT version, state_sealed, expires_at FROM sessions \
-                     WHERE id = ?1 AND expires_at > ?2",
-                    params![id.0.as_slice(), t(now)],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            let Some((version, sealed, expires)) = row else {
-                return Ok(None);
-            };
-            let version = i2u(version);
-            let state = cipher.open(session_field(&session_row(&id, version)), &sealed)?;
-            Ok(Some(SessionRecord {
-                id,
-                version,
-                state: state.to_vec(),
-                expires_at: instant(expires),
-            }))
+            first(
+                tx,
+                &format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1 AND expires_at > ?2"
+                ),
+                params![id.0.as_slice(), t(now)],
+                |r| open_session(cipher, id, r),
+            )
         })
         .await
     }
@@ -748,10 +677,7 @@ impl SessionStore for SqliteStore {
                  ON CONFLICT (nonce) DO NOTHING",
                 params![nonce_bytes(&nonce), session.0.as_slice(), t(expires_at)],
             )?;
-            if n == 0 {
-                return Err(StoreError::Conflict { what: "nonce" });
-            }
-            Ok(())
+            changed(n > 0, StoreError::Conflict { what: "nonce" })
         })
         .await
     }
@@ -772,14 +698,11 @@ impl SessionStore for SqliteStore {
             if n == 1 {
                 return Ok(NonceUse::Consumed);
             }
-            let row: Option<(Vec<u8>, bool)> = tx
-                .query_row(
-                    "SELECT session, used FROM nonces WHERE nonce = ?1",
-                    [nonce_bytes(&nonce)],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            Ok(nonce_refusal(row, &session))
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {NONCE_COLUMNS} FROM nonces WHERE nonce = ?1"
+            ))?;
+            let mut rows = stmt.query([nonce_bytes(&nonce)])?;
+            nonce_refusal(rows.next()?, &session)
         })
         .await
     }
@@ -828,30 +751,21 @@ fn read_response(
     key: &ResponseKey,
     now: Option<Instant>,
 ) -> Result<Option<StoredResponse>, StoreError> {
-    let row: Option<(Vec<u8>, Vec<u8>, i64)> = tx
-        .query_row(
-            "SELECT request_digest, response, expires_at FROM responses \
-             WHERE session = ?1 AND seq = ?2",
-            params![key.session.0.as_slice(), u2i(key.seq)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((d, response, expires)) = row else {
-        return Ok(None);
-    };
-    stored_response(&d, response, expires, now)
+    Ok(first(
+        tx,
+        &format!("SELECT {RESPONSE_COLUMNS} FROM responses WHERE session = ?1 AND seq = ?2"),
+        params![key.session.0.as_slice(), u2i(key.seq)],
+        |r| stored_response(r, now),
+    )?
+    .flatten())
 }
 
 fn attempts_in(tx: &Transaction<'_>, key: &CounterKey) -> Result<AttemptState, StoreError> {
-    let row: Option<(i64, i64, Option<i64>)> = tx
-        .query_row(
-            "SELECT failures, lockouts, locked_until FROM attempts WHERE scope = ?1 AND \
-             subject = ?2",
-            params![key.scope.as_str(), key.subject],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    attempt_state(row)
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE scope = ?1 AND subject = ?2"
+    ))?;
+    let mut rows = stmt.query(params![key.scope.as_str(), key.subject])?;
+    attempt_state(rows.next()?)
 }
 
 impl AttemptStore for SqliteStore {
@@ -945,19 +859,15 @@ impl OutcomeStore for SqliteStore {
     async fn outcomes_of_device(&self, device: &KeyId) -> Result<Vec<OutcomeRecord>, StoreError> {
         let device = *device;
         self.run(Access::Read, move |tx, _| {
-            let mut stmt = tx.prepare(
-                "SELECT session, network_id, kind, at FROM outcomes WHERE device = ?1 \
-                 ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([device.as_bytes().as_slice()], |r| {
-                Ok(OutcomeRow {
-                    session: r.get(0)?,
-                    network_id: r.get(1)?,
-                    kind: r.get(2)?,
-                    at: r.get(3)?,
-                })
-            })?;
-            rows.map(|row| row?.record(device)).collect()
+            all(
+                tx,
+                &format!(
+                    "SELECT {} FROM outcomes WHERE device = ?1 ORDER BY seq",
+                    OutcomeRow::COLUMNS
+                ),
+                [device.as_bytes().as_slice()],
+                |r| OutcomeRow::read(r)?.record(device),
+            )
         })
         .await
     }
@@ -983,18 +893,12 @@ impl OutcomeStore for SqliteStore {
     async fn scan_reports_of_device(&self, device: &KeyId) -> Result<Vec<ScanReport>, StoreError> {
         let device = *device;
         self.run(Access::Read, move |tx, cipher| {
-            let mut stmt = tx.prepare(
-                "SELECT session, report_sealed, at FROM scan_reports WHERE device = ?1 \
-                 ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([device.as_bytes().as_slice()], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?))
-            })?;
-            rows.map(|row| {
-                let (session, sealed, at) = row?;
-                open_scan_report(cipher, device, &session, &sealed, at)
-            })
-            .collect()
+            all(
+                tx,
+                &format!("SELECT {SCAN_COLUMNS} FROM scan_reports WHERE device = ?1 ORDER BY seq"),
+                [device.as_bytes().as_slice()],
+                |r| open_scan_report(cipher, device, r),
+            )
         })
         .await
     }
