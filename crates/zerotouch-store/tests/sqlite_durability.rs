@@ -13,16 +13,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use zerotouch_core::{DeviceSecret, Instant, KeyId, Nonce, Passphrase, Pin, SessionId};
+use zerotouch_core::{Instant, Nonce, SessionId};
 use zerotouch_store::{
-    AccountStore, AssociationAction, AssociationChange, AssociationStore, AttemptStore, Bands,
-    CounterKey, CounterScope, DeviceIdentity, DeviceRecord, DeviceStore, LocalKeyFile,
-    MIN_PIN_ITERATIONS, NewNetwork, OutcomeStore, PinRecord, RegistrarCredential, RegistrarStore,
-    ScanReport, ScannedLabel, SecurityType, SeenNetwork, SessionStore, SqliteOptions, SqliteStore,
-    StaticDataKey, StoreError,
+    AssociationStore, AttemptStore, CounterKey, CounterScope, DeviceStore, LocalKeyFile,
+    SessionStore, SqliteOptions, SqliteStore, StoreError,
 };
 
-const T0: Instant = Instant(1_700_000_000_000);
+mod common;
+use common::{
+    PLAIN_SSID, T0, copied_passphrase_does_not_open, device, is_schema_99_too_new, one_audit_entry,
+    only_the_creating_data_key_opens, two_networks, write_every_secret,
+};
 
 async fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(
@@ -55,114 +56,20 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn device(n: u32) -> DeviceRecord {
-    let mut id = [0u8; 32];
-    id[..4].copy_from_slice(&n.to_be_bytes());
-    id[4..8].copy_from_slice(b"test");
-    DeviceRecord {
-        key_id: KeyId(id),
-        identity: DeviceIdentity::PublicKey(vec![0x30, 0x59, (n & 0xff) as u8]),
-        device_type: 7,
-        serial: u64::from(n),
-        product_number: "ZT1".into(),
-        pin: None,
-        device_secret: None,
-        blocked: false,
-        created_at: T0,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_absent_from_the_raw_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path()).await;
-    let passphrase = b"Sup3r-Secret-Home-Passphrase!";
-    let pin_digits = "90817263";
-    let secret = [0xA5u8; 32];
-    let session_state = b"SESSION-STATE-WITH-EPHEMERAL-PRIVATE-KEY".to_vec();
-    let neighbour_ssid = b"neighbour-ssid-seen-in-scan".to_vec();
-
-    let a = s.create_account("alice", T0).await.unwrap();
-    s.add_network(
-        NewNetwork {
-            account: a,
-            ssid: b"alice-home".to_vec(),
-            passphrase: Passphrase::new(passphrase).unwrap(),
-            security: SecurityType::Wpa3Personal,
-            bands: Bands::GHZ_5,
-        },
-        T0,
-    )
-    .await
-    .unwrap();
-    let pin = PinRecord::new(&Pin::new(pin_digits).unwrap(), MIN_PIN_ITERATIONS).unwrap();
-    let pin_record_bytes = pin.to_bytes();
-    let mut d = device(1);
-    d.pin = Some(pin);
-    d.device_secret = Some(DeviceSecret::new(secret));
-    s.import_devices(vec![d.clone()]).await.unwrap();
-    let r = s
-        .add_registrar("app", RegistrarCredential::ApiTokenHash([1; 32]), T0)
-        .await
-        .unwrap();
-    s.apply_association_change(AssociationChange {
-        action: AssociationAction::Add,
-        device: d.key_id,
-        account: a,
-        registrar: r,
-        label: Some(ScannedLabel {
-            fingerprint: "ABCD".into(),
-            device_type: 7,
-            product_number: "ZT1".into(),
-            had_pin: true,
-        }),
-        at: T0,
-    })
-    .await
-    .unwrap();
-    s.compare_and_swap_session(
-        SessionId([1; 16]),
-        None,
-        session_state.clone(),
-        Instant(T0.0 + 60_000),
-        T0,
-    )
-    .await
-    .unwrap();
-    s.record_scan_report(ScanReport {
-        device: d.key_id,
-        session: SessionId([1; 16]),
-        networks: vec![SeenNetwork {
-            ssid: neighbour_ssid.clone(),
-            rssi_dbm: -60,
-            band: Bands::GHZ_2_4,
-            channel: 6,
-            security: SecurityType::Wpa2Personal,
-        }],
-        at: T0,
-    })
-    .await
-    .unwrap();
-
-    // Everything reads back through the store...
-    assert_eq!(s.device(&d.key_id).await.unwrap().unwrap(), d);
-    // ...and none of it is in the file, before or after the WAL is checkpointed.
+    let secrets = write_every_secret(&s).await;
+    // None of it is in the file, before or after the WAL is checkpointed.
     for round in 0..2 {
         let bytes = database_bytes(dir.path());
         assert!(!bytes.is_empty());
         assert!(
-            contains(&bytes, b"alice-home"),
+            contains(&bytes, PLAIN_SSID),
             "the test can see plain columns"
         );
-        for (what, needle) in [
-            ("passphrase", &passphrase[..]),
-            ("PIN digits", pin_digits.as_bytes()),
-            ("PIN record", &pin_record_bytes[20..]),
-            ("PIN salt", &pin_record_bytes[..16]),
-            ("device secret", &secret[..]),
-            ("session state", &session_state[..]),
-            ("scanned SSID", &neighbour_ssid[..]),
-        ] {
+        for (what, needle) in &secrets {
             assert!(
                 !contains(&bytes, needle),
                 "{what} found in the database file (round {round})"
@@ -183,18 +90,11 @@ async fn secrets_are_absent_from_the_raw_database_file() {
 async fn wrong_data_key_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let s = SqliteStore::open(&path, &StaticDataKey([1; 32]), SqliteOptions::default())
-        .await
-        .unwrap();
-    s.create_account("alice", T0).await.unwrap();
-    drop(s);
-    let err = SqliteStore::open(&path, &StaticDataKey([2; 32]), SqliteOptions::default())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::DataKey(_)), "{err:?}");
-    SqliteStore::open(&path, &StaticDataKey([1; 32]), SqliteOptions::default())
-        .await
-        .unwrap();
+    only_the_creating_data_key_opens(|key| {
+        let path = path.clone();
+        async move { SqliteStore::open(&path, &key, SqliteOptions::default()).await }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -223,21 +123,7 @@ async fn key_file_readable_by_others_is_refused() {
 async fn sealed_value_copied_to_another_row_does_not_open() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path()).await;
-    let a = s.create_account("alice", T0).await.unwrap();
-    for (ssid, pass) in [("one", "passphrase-one"), ("two", "passphrase-two")] {
-        s.add_network(
-            NewNetwork {
-                account: a,
-                ssid: ssid.into(),
-                passphrase: Passphrase::new(pass.as_bytes()).unwrap(),
-                security: SecurityType::Wpa2Personal,
-                bands: Bands::GHZ_2_4,
-            },
-            T0,
-        )
-        .await
-        .unwrap();
-    }
+    let a = two_networks(&s).await;
     raw(dir.path())
         .execute_batch(
             "UPDATE networks SET passphrase_sealed = \
@@ -245,38 +131,14 @@ async fn sealed_value_copied_to_another_row_does_not_open() {
              WHERE ssid = CAST('two' AS BLOB);",
         )
         .unwrap();
-    let err = s.networks_of_account(a).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::SealedFieldRejected {
-                field: "passphrase"
-            }
-        ),
-        "{err:?}"
-    );
+    copied_passphrase_does_not_open(&s, a).await;
 }
 
 #[tokio::test]
 async fn audit_log_rows_cannot_be_updated_or_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path()).await;
-    let a = s.create_account("alice", T0).await.unwrap();
-    let r = s
-        .add_registrar("app", RegistrarCredential::ApiTokenHash([1; 32]), T0)
-        .await
-        .unwrap();
-    s.import_devices(vec![device(1)]).await.unwrap();
-    s.apply_association_change(AssociationChange {
-        action: AssociationAction::Add,
-        device: device(1).key_id,
-        account: a,
-        registrar: r,
-        label: None,
-        at: T0,
-    })
-    .await
-    .unwrap();
+    one_audit_entry(&s).await;
     let db = raw(dir.path());
     for sql in [
         "UPDATE association_audit SET account_id = 99",
@@ -316,16 +178,7 @@ async fn database_from_a_newer_schema_is_refused() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::SchemaTooNew {
-                found: 99,
-                supported: 1
-            }
-        ),
-        "{err:?}"
-    );
+    is_schema_99_too_new(&err);
 }
 
 // ---- several processes ----
