@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::json;
 use zerotouch_core::{KeyRole, KeyState, SignatureAlgorithm, SigningKey};
 use zerotouch_pki::{CertificateAuthority, ClientRole, Validity};
-use zerotouch_store::{ServerKeyRecord, ServerKeyStore as _};
+use zerotouch_store::ServerKeyRecord;
 
 use crate::cli::{CaCommand, ClientRoleArg, KeyRoleArg, KeysCommand};
 use crate::data_dir::{DataDir, parse_key_id};
@@ -143,7 +143,7 @@ fn key_json(k: &ServerKeyRecord) -> serde_json::Value {
 /// factory key), its public half in the store.
 pub(crate) async fn create_key(
     data: &DataDir,
-    store: &zerotouch_store::SqliteStore,
+    store: &impl zerotouch_store::Store,
     role: KeyRole,
     algorithm: SignatureAlgorithm,
     out: Option<&Path>,
@@ -168,8 +168,12 @@ pub(crate) async fn create_key(
 }
 
 /// `keys …`.
-pub async fn keys(out: &Output, data: &DataDir, cmd: KeysCommand) -> Result<(), CliError> {
-    let store = data.open_store().await?;
+pub async fn keys(
+    out: &Output,
+    data: &DataDir,
+    store: &impl zerotouch_store::Store,
+    cmd: KeysCommand,
+) -> Result<(), CliError> {
     match cmd {
         KeysCommand::Create {
             role,
@@ -182,7 +186,7 @@ pub async fn keys(out: &Output, data: &DataDir, cmd: KeysCommand) -> Result<(), 
                 None
             };
             let record =
-                create_key(data, &store, role.role(), algorithm, key_out.as_deref()).await?;
+                create_key(data, store, role.role(), algorithm, key_out.as_deref()).await?;
             out.result(
                 &format!(
                     "{} key {} ({:?}){}",
@@ -285,7 +289,7 @@ pub async fn keys(out: &Output, data: &DataDir, cmd: KeysCommand) -> Result<(), 
                 .into_iter()
                 .filter(|k| k.role == role.role() && k.state == KeyState::Active)
                 .collect();
-            let new = create_key(data, &store, role.role(), algorithm, None).await?;
+            let new = create_key(data, store, role.role(), algorithm, None).await?;
             for k in &old {
                 store.retire_server_key(&k.key_id).await?;
             }

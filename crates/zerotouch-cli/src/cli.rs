@@ -29,6 +29,13 @@ pub struct Cli {
     )]
     pub data: PathBuf,
 
+    /// Where the server's state is: `embedded` (the default: SQLite in the data directory)
+    /// or a PostgreSQL URL (postgres://user@host:port/database) that several `serve`
+    /// processes share, each with a copy of the same data directory. The URL may carry a
+    /// password: give it through ZEROTOUCH_STORE, not as an argument.
+    #[arg(long, global = true, env = "ZEROTOUCH_STORE", hide_env_values = true)]
+    pub store: Option<crate::StoreLocation>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -71,8 +78,8 @@ pub enum Command {
     Outcomes(OutcomesArgs),
     /// The association audit log.
     Audit(AuditArgs),
-    /// Run the setup server over HTTPS (and DNS with --dns-listen) with the embedded store in
-    /// the data directory.
+    /// Run the setup server over HTTPS (and DNS with --dns-listen) on the embedded store in
+    /// the data directory, or on PostgreSQL with --store (any number of processes).
     Serve(ServeArgs),
     /// Run simulated devices from a factory batch against a server.
     Simulate(SimulateArgs),

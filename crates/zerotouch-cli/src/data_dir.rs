@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! DIR/zerotouch.json            settings (the server's name)
-//! DIR/zerotouch.db              the embedded store (SQLite, WAL, synchronous=FULL)
+//! DIR/zerotouch.db              the embedded store (SQLite, WAL, synchronous=FULL), unless
+//!                               the store is PostgreSQL (`--store postgres://…`)
 //! DIR/data.key                  the key sealing secrets at rest (0600)
 //! DIR/keys/<key id>.pem         private halves of server signing keys (PKCS#8, 0600)
 //! DIR/tls/ca.crt.pem            the CA clients check the server against (public)
@@ -23,11 +24,14 @@ use serde::{Deserialize, Serialize};
 use zerotouch_core::{
     CipherSuite, KeyId, KeyRole, KeyState, ServerKeyRing, SessionKeyPair, SoftwareSigner,
 };
-use zerotouch_store::{LocalKeyFile, ServerKeyRecord, SqliteOptions, SqliteStore};
+use zerotouch_store::{
+    LocalKeyFile, PostgresOptions, PostgresStore, ServerKeyRecord, SqliteOptions, SqliteStore,
+};
 
 use crate::CliError;
 use crate::key_file::read_signing_key;
 use crate::secret_input::{read_text, write_private_file, write_public_file};
+use crate::store_location::{OpenedStore, StoreLocation};
 
 /// Which client role a trusted CA issues certificates for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -94,16 +98,31 @@ impl ImportPublicKey {
     }
 }
 
-/// A data directory at a path.
+/// A data directory at a path, and where its store is.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    store: StoreLocation,
 }
 
 impl DataDir {
-    /// The data directory at `root` (not touched until used).
+    /// The data directory at `root` (not touched until used), with the embedded store.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DataDir { root: root.into() }
+        DataDir {
+            root: root.into(),
+            store: StoreLocation::Embedded,
+        }
+    }
+
+    /// The same directory with its state kept at `store` instead.
+    pub fn with_store(mut self, store: StoreLocation) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Where the state is kept.
+    pub fn store_location(&self) -> &StoreLocation {
+        &self.store
     }
 
     /// Its path.
@@ -176,7 +195,8 @@ impl DataDir {
         ] {
             std::fs::create_dir_all(&dir).map_err(CliError::file(&dir))?;
         }
-        // Creates the data key (0600) and the schema.
+        // Creates the data key (0600) and the schema (or migrates the PostgreSQL database and
+        // checks it was made with this data key).
         self.open_store_unchecked().await?;
 
         let ca = zerotouch_pki::CertificateAuthority::new(
@@ -234,17 +254,29 @@ impl DataDir {
             .map_err(|e| CliError::BadArgument(format!("{}: {e}", path.display())))
     }
 
-    async fn open_store_unchecked(&self) -> Result<SqliteStore, CliError> {
-        Ok(SqliteStore::open(
-            self.database_path(),
-            &LocalKeyFile::new(self.data_key_path()),
-            SqliteOptions::default(),
-        )
-        .await?)
+    async fn open_store_unchecked(&self) -> Result<OpenedStore, CliError> {
+        let keys = LocalKeyFile::new(self.data_key_path());
+        Ok(match &self.store {
+            StoreLocation::Embedded => OpenedStore::Embedded(
+                SqliteStore::open(self.database_path(), &keys, SqliteOptions::default()).await?,
+            ),
+            StoreLocation::Postgres(url) => OpenedStore::Postgres(
+                PostgresStore::connect(url, &keys, PostgresOptions::default())
+                    .await
+                    .map_err(|e| CliError::StoreOpen(self.store.describe(), e))?,
+            ),
+        })
     }
 
-    /// Opens the embedded store.
-    pub async fn open_store(&self) -> Result<SqliteStore, CliError> {
+    /// Opens the embedded store (the demo's), whatever `--store` says.
+    pub async fn open_embedded(&self) -> Result<SqliteStore, CliError> {
+        self.settings()?;
+        let keys = LocalKeyFile::new(self.data_key_path());
+        Ok(SqliteStore::open(self.database_path(), &keys, SqliteOptions::default()).await?)
+    }
+
+    /// Opens the store: the embedded one, or PostgreSQL with `--store`.
+    pub async fn open_store(&self) -> Result<OpenedStore, CliError> {
         self.settings()?;
         self.open_store_unchecked().await
     }

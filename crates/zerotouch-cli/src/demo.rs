@@ -75,7 +75,7 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
 
     // Server: data directory, embedded store, TLS identity, signing keys, pinned bundle.
     data.init(SERVER_NAME).await?;
-    let store = data.open_store().await?;
+    let store = data.open_embedded().await?;
     out.step(
         "server",
         &format!("data directory {} with the embedded store", root.display()),
@@ -366,7 +366,7 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
     if let Some(resolver) = resolver {
         resolver.stop().await;
     }
-    let store = data.open_store().await?;
+    let store = data.open_embedded().await?;
     let outcomes = store.outcomes_of_device(&device.key_id).await?;
     server.shutdown().await;
     let run = result?;

@@ -65,6 +65,9 @@ pub enum CliError {
     /// The store refused or failed.
     #[error("store: {0}")]
     Store(#[from] zerotouch_store::StoreError),
+    /// The store could not be opened (the location, without credentials, and why).
+    #[error("could not open {0}: {1}")]
+    StoreOpen(String, zerotouch_store::StoreError),
     /// The setup service refused.
     #[error("server: {0}")]
     Server(#[from] zerotouch_server::ServerError),

@@ -41,23 +41,28 @@ mod pinned_bundle;
 mod secret_input;
 mod serve;
 mod simulate;
-mod simulated_device;
+pub mod simulated_device;
+mod store_location;
 
 pub use cli::*;
 pub use data_dir::{DataDir, ImportPublicKey, Settings, TrustRole};
 pub use error::CliError;
+pub use factory_batch::{BatchEntry, read_entries};
 pub use key_file::{read_signing_key, signing_key_from_pem, signing_key_to_pem};
 pub use output::Output;
 pub use pinned_bundle::c_header;
 pub use secret_input::read_secret;
+pub use simulate::load_device;
+pub use store_location::{OpenedStore, StoreLocation};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng as _;
+use store_location::with_store;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let out = Output::new(cli.json);
-    let data = DataDir::new(&cli.data);
+    let data = DataDir::new(&cli.data).with_store(cli.store.clone().unwrap_or_default());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -68,19 +73,37 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Command::Demo(args) => demo::run(&out, args).await,
             Command::Init(args) => ceremony::init(&out, &data, &args.server_name).await,
             Command::Ca(cmd) => ceremony::ca(&out, &data, cmd),
-            Command::Keys(cmd) => ceremony::keys(&out, &data, cmd).await,
             Command::Factory(FactoryCommand::Batch(args)) => factory_batch::batch(&out, &args),
-            Command::Devices(cmd) => operations::devices(&out, &data, cmd).await,
-            Command::Accounts(cmd) => operations::accounts(&out, &data, cmd).await,
-            Command::Networks(cmd) => operations::networks(&out, &data, cmd).await,
-            Command::Registrars(cmd) => operations::registrars(&out, &data, cmd).await,
             Command::Register(args) => operations::register(&out, &data, args).await,
-            Command::Outcomes(args) => operations::outcomes(&out, &data, &args.device).await,
-            Command::Audit(args) => operations::audit(&out, &data, args.after, args.limit).await,
             Command::Serve(args) => serve::run(&out, &data, args).await,
             Command::Simulate(args) => simulate::run(&out, &data, args).await,
+            // The rest work on the store, whichever kind it is.
+            command => with_store!(data.open_store().await?, store => {
+                on_store(&out, &data, &store, command).await
+            }),
         }
     })
+}
+
+/// The commands that work on the store.
+async fn on_store(
+    out: &Output,
+    data: &DataDir,
+    store: &impl zerotouch_store::Store,
+    command: Command,
+) -> Result<(), CliError> {
+    match command {
+        Command::Keys(cmd) => ceremony::keys(out, data, store, cmd).await,
+        Command::Devices(cmd) => operations::devices(out, data, store, cmd).await,
+        Command::Accounts(cmd) => operations::accounts(out, store, cmd).await,
+        Command::Networks(cmd) => operations::networks(out, store, cmd).await,
+        Command::Registrars(cmd) => operations::registrars(out, store, cmd).await,
+        Command::Outcomes(args) => operations::outcomes(out, store, &args.device).await,
+        Command::Audit(args) => operations::audit(out, store, args.after, args.limit).await,
+        _ => Err(CliError::BadArgument(
+            "this command does not use the store".into(),
+        )),
+    }
 }
 
 /// A CSPRNG seeded from the operating system.

@@ -1,6 +1,7 @@
 //! Operations: devices, accounts, networks, registrars, registration over HTTPS, outcomes
-//! and the audit log. Local commands work on the data directory's store (SQLite allows them
-//! while `serve` runs); `register` is a registrar's client and goes over HTTPS.
+//! and the audit log. Local commands work on the store `serve` uses (the embedded one allows
+//! them while `serve` runs, PostgreSQL always does); `register` is a registrar's client and
+//! goes over HTTPS.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,9 +12,8 @@ use zerotouch_core::{BarcodePayload, DeviceCertificate, Passphrase};
 use zerotouch_http::api::{AuditRecord, RegistrationRequest};
 use zerotouch_http::{RegistrarClient, ServerEndpoint, ServerTrust, client_tls_config};
 use zerotouch_store::{
-    AccountId, AccountStore as _, AssociationStore as _, Bands, DeviceIdentity, DeviceStore as _,
-    NewNetwork, OutcomeKind, OutcomeStore as _, RegistrarCredential, RegistrarStore as _,
-    SecurityType, ServerKeyStore as _,
+    AccountId, Bands, DeviceIdentity, NewNetwork, OutcomeKind, RegistrarCredential, SecurityType,
+    Store,
 };
 
 use crate::cli::{
@@ -25,12 +25,16 @@ use crate::secret_input::{read_secret, read_secret_text};
 use crate::{CliError, Output, now};
 
 /// `devices …`.
-pub async fn devices(out: &Output, data: &DataDir, cmd: DevicesCommand) -> Result<(), CliError> {
-    let store = data.open_store().await?;
+pub async fn devices(
+    out: &Output,
+    data: &DataDir,
+    store: &impl Store,
+    cmd: DevicesCommand,
+) -> Result<(), CliError> {
     match cmd {
         DevicesCommand::Import { manifest } => {
             let bytes = std::fs::read(&manifest).map_err(CliError::file(&manifest))?;
-            let (count, report) = import_manifest(data, &store, &bytes).await?;
+            let (count, report) = import_manifest(data, store, &bytes).await?;
             out.result(
                 &format!(
                     "imported {}: {} devices, {} new, {} already present",
@@ -81,15 +85,15 @@ pub async fn devices(out: &Output, data: &DataDir, cmd: DevicesCommand) -> Resul
                 }),
             );
         }
-        DevicesCommand::Block { device } => set_blocked(out, &store, &device, true).await?,
-        DevicesCommand::Unblock { device } => set_blocked(out, &store, &device, false).await?,
+        DevicesCommand::Block { device } => set_blocked(out, store, &device, true).await?,
+        DevicesCommand::Unblock { device } => set_blocked(out, store, &device, false).await?,
     }
     Ok(())
 }
 
 async fn set_blocked(
     out: &Output,
-    store: &zerotouch_store::SqliteStore,
+    store: &impl Store,
     device: &str,
     blocked: bool,
 ) -> Result<(), CliError> {
@@ -106,8 +110,11 @@ async fn set_blocked(
 }
 
 /// `accounts …`.
-pub async fn accounts(out: &Output, data: &DataDir, cmd: AccountsCommand) -> Result<(), CliError> {
-    let store = data.open_store().await?;
+pub async fn accounts(
+    out: &Output,
+    store: &impl Store,
+    cmd: AccountsCommand,
+) -> Result<(), CliError> {
     match cmd {
         AccountsCommand::Add { name } => {
             let id = store.create_account(&name, now()).await?;
@@ -174,8 +181,11 @@ fn parse_bands(names: &[String]) -> Result<Bands, CliError> {
 }
 
 /// `networks …`.
-pub async fn networks(out: &Output, data: &DataDir, cmd: NetworksCommand) -> Result<(), CliError> {
-    let store = data.open_store().await?;
+pub async fn networks(
+    out: &Output,
+    store: &impl Store,
+    cmd: NetworksCommand,
+) -> Result<(), CliError> {
     match cmd {
         NetworksCommand::Add {
             account,
@@ -214,7 +224,7 @@ pub async fn networks(out: &Output, data: &DataDir, cmd: NetworksCommand) -> Res
 /// Returns the number of devices and what the import did.
 pub(crate) async fn import_manifest(
     data: &DataDir,
-    store: &zerotouch_store::SqliteStore,
+    store: &impl Store,
     bytes: &[u8],
 ) -> Result<(usize, zerotouch_store::ImportReport), CliError> {
     use zerotouch_core::{KeyRole, KeyState, PinnedKey, PinnedKeys};
@@ -259,10 +269,9 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// `registrars …`.
 pub async fn registrars(
     out: &Output,
-    data: &DataDir,
+    store: &impl Store,
     cmd: RegistrarsCommand,
 ) -> Result<(), CliError> {
-    let store = data.open_store().await?;
     match cmd {
         RegistrarsCommand::Add {
             name,
@@ -383,8 +392,7 @@ fn outcome_name(kind: OutcomeKind) -> &'static str {
 }
 
 /// `outcomes`.
-pub async fn outcomes(out: &Output, data: &DataDir, device: &str) -> Result<(), CliError> {
-    let store = data.open_store().await?;
+pub async fn outcomes(out: &Output, store: &impl Store, device: &str) -> Result<(), CliError> {
     let key_id = parse_key_id(device)?;
     let outcomes = store.outcomes_of_device(&key_id).await?;
     let text = if outcomes.is_empty() {
@@ -419,8 +427,12 @@ pub async fn outcomes(out: &Output, data: &DataDir, device: &str) -> Result<(), 
 }
 
 /// `audit`.
-pub async fn audit(out: &Output, data: &DataDir, after: u64, limit: usize) -> Result<(), CliError> {
-    let store = data.open_store().await?;
+pub async fn audit(
+    out: &Output,
+    store: &impl Store,
+    after: u64,
+    limit: usize,
+) -> Result<(), CliError> {
     let records: Vec<AuditRecord> = store
         .audit_log(after, limit)
         .await?

@@ -1,6 +1,7 @@
-//! `serve`: the setup service and the association service (flow 2) over HTTPS with the
-//! embedded store in the data directory, and flow 1 over DNS beside it when asked: one
-//! setup service behind both.
+//! `serve`: the setup service and the association service (flow 2) over HTTPS on the
+//! embedded store in the data directory or on PostgreSQL, and flow 1 over DNS beside it when
+//! asked: one setup service behind both. Every piece of session state is in the store, so
+//! any number of processes may serve one PostgreSQL database.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -12,11 +13,12 @@ use zerotouch_dns::Zone;
 use zerotouch_dns::server::{DnsServerConfig, RunningDnsServer, serve_dns};
 use zerotouch_http::{HttpConfig, Limits, RunningServer, serve};
 use zerotouch_server::{MeasuredStore, ServiceConfig, ServiceMetrics, SetupService};
-use zerotouch_store::ServerKeyStore as _;
+use zerotouch_store::Store;
 
 use crate::cli::ServeArgs;
 use crate::data_dir::{DataDir, TrustRole};
 use crate::secret_input::read_secret;
+use crate::store_location::with_store;
 use crate::{CliError, Output};
 
 /// Where the DNS server listens and the zone it answers for.
@@ -59,7 +61,20 @@ pub async fn start(
     operator_token_sha256: Option<[u8; 32]>,
     dns: Option<DnsListen>,
 ) -> Result<Running, CliError> {
-    let store = data.open_store().await?;
+    with_store!(data.open_store().await?, store => {
+        start_on(store, data, listen, ops_listen, operator_token_sha256, dns).await
+    })
+}
+
+/// [`start`] on an opened store.
+async fn start_on(
+    store: impl Store,
+    data: &DataDir,
+    listen: SocketAddr,
+    ops_listen: Option<SocketAddr>,
+    operator_token_sha256: Option<[u8; 32]>,
+    dns: Option<DnsListen>,
+) -> Result<Running, CliError> {
     let ring = data.key_ring(&store.server_keys().await?, &store.key_map().await?)?;
     if ring
         .signer_for(zerotouch_core::KeyRole::SetupSigning)
@@ -162,18 +177,20 @@ pub async fn run(out: &Output, data: &DataDir, args: ServeArgs) -> Result<(), Cl
     };
     out.result(
         &format!(
-            "serving https://{} on {} (operations: {}){dns_text}",
+            "serving https://{} on {} (operations: {}){dns_text}; state in {}",
             data.settings()?.server_name,
             https.local_addr(),
             https
                 .ops_addr()
-                .map_or("off".to_string(), |a| format!("http://{a}"))
+                .map_or("off".to_string(), |a| format!("http://{a}")),
+            data.store_location().describe()
         ),
         json!({
             "listen": https.local_addr().to_string(),
             "ops_listen": https.ops_addr().map(|a| a.to_string()),
             "dns_listen": server.dns.as_ref().map(|d| d.local_addr().to_string()),
             "dns_zone": zone,
+            "store": data.store_location().describe(),
         }),
     );
     // Scripts read the address from the first line: hand it over now.

@@ -1,0 +1,77 @@
+//! Where the server's state is kept: the embedded store in the data directory (the default)
+//! or a PostgreSQL database that several server processes share (`--store postgres://…`).
+//!
+//! Either way the data key sealing secrets at rest is the data directory's `data.key`, so
+//! every process serving one database needs a copy of the same data directory.
+
+use core::fmt;
+use core::str::FromStr;
+
+use zeroize::Zeroizing;
+use zerotouch_store::{PostgresStore, SqliteStore};
+
+/// Where the server's state is kept.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded store (SQLite) in the data directory.
+    #[default]
+    Embedded,
+    /// A PostgreSQL database, by connection URL (`postgres://user@host:port/database`).
+    /// The URL may carry a password, so it is never printed.
+    Postgres(Zeroizing<String>),
+}
+
+impl StoreLocation {
+    /// What to print for this location: the URL without its user information.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Embedded => "the embedded store".to_string(),
+            StoreLocation::Postgres(url) => {
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                format!("PostgreSQL at {host}")
+            }
+        }
+    }
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl FromStr for StoreLocation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "embedded" || text == "sqlite" {
+            Ok(StoreLocation::Embedded)
+        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(StoreLocation::Postgres(Zeroizing::new(text.to_string())))
+        } else {
+            Err("a store is `embedded` or a postgres://user@host:port/database URL".to_string())
+        }
+    }
+}
+
+/// An opened store of either kind; [`with_store!`] runs code generic over the store on it.
+#[derive(Debug, Clone)]
+pub enum OpenedStore {
+    /// The embedded store.
+    Embedded(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PostgresStore),
+}
+
+/// Runs `$body` with `$store` bound to whichever store `$opened` holds: the body is compiled
+/// once per kind, so the code in it stays generic over `zerotouch_store::Store`.
+macro_rules! with_store {
+    ($opened:expr, $store:ident => $body:expr) => {
+        match $opened {
+            $crate::store_location::OpenedStore::Embedded($store) => $body,
+            $crate::store_location::OpenedStore::Postgres($store) => $body,
+        }
+    };
+}
+pub(crate) use with_store;
