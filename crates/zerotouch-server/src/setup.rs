@@ -38,6 +38,16 @@ use crate::session_state::{SetupSession, Stage};
 use crate::transport_identity::TransportIdentity;
 
 const HOUR_MS: u64 = 3_600_000;
+/// The retry hint after a store or signer failure, in seconds.
+const INTERNAL_RETRY_AFTER_S: u32 = 2;
+
+/// A stored setup session, decoded.
+fn decode_session(state: &[u8]) -> Result<SetupSession, Refusal> {
+    SetupSession::decode(state).map_err(|e| {
+        warn!(error = %e, "stored session does not decode");
+        Refusal::Internal
+    })
+}
 
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
@@ -297,6 +307,9 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             | Refusal::UnsupportedVersion
             | Refusal::NoCommonSuite
             | Refusal::SessionExpired => 0,
+            // A store that failed (a database restarting) is usually back within seconds: a
+            // long hint would cost every device in flight its whole back-off.
+            Refusal::Internal => INTERNAL_RETRY_AFTER_S,
             _ => secs_u32(self.config.refusal_retry_after),
         }
     }
@@ -602,7 +615,10 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         };
         let sid = envelope.header.session_id;
         let (response_key, digest) = match self.filed(envelope, now).await? {
-            Filed::Retransmission(r) => return Ok(r),
+            Filed::Retransmission(r) => {
+                self.finish_if_left_open(sid, now).await?;
+                return Ok(r);
+            }
             Filed::New { key, digest } => (key, digest),
         };
         let record = self
@@ -610,10 +626,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             .session(sid, now)
             .await?
             .ok_or(Refusal::SessionExpired)?;
-        let state = SetupSession::decode(&record.state).map_err(|e| {
-            warn!(error = %e, "stored session does not decode");
-            Refusal::Internal
-        })?;
+        let state = decode_session(&record.state)?;
         if state.stage != Stage::AwaitingRequest {
             return Err(Refusal::Replay);
         }
@@ -652,10 +665,23 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             NonceUse::AlreadyUsed => {
                 // An identical copy may have won a race in another process: answer with its
                 // stored response if there is one.
-                return match self.stored(response_key, &digest, now).await? {
-                    Some(r) => Ok(r),
-                    None => Err(Refusal::Replay),
-                };
+                if let Some(r) = self.stored(response_key, &digest, now).await? {
+                    return Ok(r);
+                }
+                // None, and the session still awaits its request at the version read above:
+                // whoever used the nonce died (or is still working) before answering. Carry
+                // on rather than strand the device: the stored response is the gate, so of
+                // two requests getting this far only the first to store answers (the other
+                // is a replay, below), and every PIN attempt is still counted.
+                let unchanged = self
+                    .store
+                    .session(sid, now)
+                    .await?
+                    .is_some_and(|r| r.version == record.version);
+                if !unchanged {
+                    return Err(Refusal::Replay);
+                }
+                info!("nonce used by a request that was never answered: answering this one");
             }
             NonceUse::WrongSession => return Err(Refusal::Replay),
             NonceUse::Expired | NonceUse::Unknown => return Err(Refusal::SessionExpired),
@@ -804,6 +830,26 @@ impl<St: Store, S: Signer> SetupService<St, S> {
     }
 
     /// Marks the session finished: no second request is served in it.
+    /// Finishes a session whose credential response is stored but which was never marked
+    /// finished (its process died in between), so its sealing key does not outlive it.
+    async fn finish_if_left_open(&self, sid: SessionId, now: Instant) -> Result<(), Refusal> {
+        let Some(record) = self.store.session(sid, now).await? else {
+            return Ok(());
+        };
+        let state = decode_session(&record.state)?;
+        if state.stage == Stage::AwaitingRequest {
+            info!("credential response stored but session left open: finishing it");
+            let finished = SetupSession {
+                stage: Stage::Finished,
+                sealing_key: zeroize::Zeroizing::new(Vec::new()),
+                ..state
+            };
+            self.finish(sid, record.version, &finished, record.expires_at, now)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn finish(
         &self,
         sid: SessionId,
@@ -909,6 +955,29 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             ack.encode_body(),
             signer,
         )?;
+        // The outcome is recorded before the acknowledgement is stored: a process dying in
+        // between leaves the outcome and no answer, and the device's retransmission then
+        // finds the outcome there and does not record it twice. (The other order would
+        // acknowledge an outcome that was never recorded.)
+        let recorded = self
+            .store
+            .outcomes_of_device(&key_id)
+            .await?
+            .iter()
+            .any(|o| o.session == report.setup_session);
+        if !recorded {
+            self.store
+                .record_outcome(zerotouch_store::OutcomeRecord {
+                    device: key_id,
+                    session: report.setup_session,
+                    network,
+                    kind: outcome_kind(report.outcome),
+                    at: now,
+                })
+                .await?;
+            self.metrics.outcome(outcome_kind(report.outcome));
+            info!(outcome = ?report.outcome, "outcome recorded");
+        }
         let bytes = match self
             .keep(
                 response_key,
@@ -918,20 +987,8 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             )
             .await?
         {
-            Kept::Theirs(b) => return Ok(b),
-            Kept::Ours(b) => b,
+            Kept::Theirs(b) | Kept::Ours(b) => b,
         };
-        self.store
-            .record_outcome(zerotouch_store::OutcomeRecord {
-                device: key_id,
-                session: report.setup_session,
-                network,
-                kind: outcome_kind(report.outcome),
-                at: now,
-            })
-            .await?;
-        self.metrics.outcome(outcome_kind(report.outcome));
-        info!(outcome = ?report.outcome, "outcome recorded");
         Ok(bytes)
     }
 

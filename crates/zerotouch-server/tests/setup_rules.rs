@@ -919,3 +919,96 @@ async fn a_refusal_before_the_nonce_is_used_leaves_the_request_retryable() {
     assert_eq!(response.entries.len(), 2);
     assert_eq!(opened.len(), 2);
 }
+
+// ---- a process dying between two writes --------------------------------------------------
+
+#[tokio::test]
+async fn request_whose_nonce_was_used_by_a_process_that_died_is_still_answered() {
+    let w = world(no_pin()).await;
+    let mut c = Client::new(1, &w.pinned);
+    let proof = proof_for(&w, &mut c, T0).await;
+    // Another process consumed the nonce and died before it stored an answer.
+    let used = w
+        .service
+        .store()
+        .consume_nonce(proof.server_nonce, c.sid, T0)
+        .await
+        .unwrap();
+    assert_eq!(used, NonceUse::Consumed);
+    let req = c.request(&report(None));
+    let r = w.service.handle(&req, &direct(), T0, &mut fresh()).await;
+    assert_eq!(code_of(&r), None, "{:?}", error_of(&r));
+    let (_, opened) = c.open_response(&req, &r, &w.pinned);
+    assert!(!opened.is_empty(), "no credential delivered");
+    // The answer is now the stored one, and a different request is still a replay.
+    assert_eq!(w.service.handle(&req, &direct(), T0, &mut fresh()).await, r);
+    let other = c.request(&report(None));
+    let refused = w.service.handle(&other, &direct(), T0, &mut fresh()).await;
+    assert_eq!(code_of(&refused), Some(ErrorCode::NotAuthorized));
+}
+
+#[tokio::test]
+async fn retransmission_finishes_a_session_its_answer_left_open() {
+    let w = world(no_pin()).await;
+    let mut c = Client::new(1, &w.pinned);
+    proof_for(&w, &mut c, T0).await;
+    let store = w.service.store();
+    let open = store.session(c.sid, T0).await.unwrap().unwrap();
+    let req = c.request(&report(None));
+    let r = w.service.handle(&req, &direct(), T0, &mut fresh()).await;
+    assert_eq!(code_of(&r), None);
+    // As if the process died after storing the answer and before finishing the session:
+    // put the open state (with its sealing key) back.
+    let finished = store.session(c.sid, T0).await.unwrap().unwrap();
+    store
+        .compare_and_swap_session(
+            c.sid,
+            Some(finished.version),
+            open.state.clone(),
+            open.expires_at,
+            T0,
+        )
+        .await
+        .unwrap();
+    let reopened = store.session(c.sid, T0).await.unwrap().unwrap();
+    assert_eq!(reopened.state, open.state);
+    let again = w.service.handle(&req, &direct(), T0, &mut fresh()).await;
+    assert_eq!(again, r, "the retransmission gets the stored answer");
+    let after = store.session(c.sid, T0).await.unwrap().unwrap();
+    assert!(
+        after.version > reopened.version,
+        "the session was not finished"
+    );
+    assert_eq!(after.state, finished.state, "not the finished state");
+}
+
+#[tokio::test]
+async fn outcome_recorded_by_a_process_that_died_before_answering_is_not_recorded_twice() {
+    let w = world(no_pin()).await;
+    let mut c = Client::new(1, &w.pinned);
+    proof_for(&w, &mut c, T0).await;
+    let osid = SessionId([0x0c; 16]);
+    let (bytes, _) = outcome_report(&c, osid, &c.key);
+    // Another process recorded the outcome and died before it stored the acknowledgement.
+    w.service
+        .store()
+        .record_outcome(OutcomeRecord {
+            device: fixtures::device_id(1),
+            session: c.sid,
+            network: None,
+            kind: OutcomeKind::Joined,
+            at: T0,
+        })
+        .await
+        .unwrap();
+    let r = w.service.handle(&bytes, &home(), T0, &mut fresh()).await;
+    let env = Envelope::decode(&r).unwrap();
+    assert_eq!(env.header.tag, MessageTag::OutcomeAck, "{:?}", error_of(&r));
+    let outcomes = w
+        .service
+        .store()
+        .outcomes_of_device(&fixtures::device_id(1))
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 1);
+}
