@@ -5,9 +5,12 @@
 //! store with those devices registered, and one whole flow-1 session (scan, hello, credential
 //! request, join, outcome report, revocation check) driven through any carrier: the service
 //! in process, or HTTPS. For the `dns_session` bench, [`dns_relay`] counts what a real
-//! unbound on loopback (`zerotouch_dns::local_resolver`) sends the DNS server.
+//! unbound on loopback (`zerotouch_dns::local_resolver`) sends the DNS server. For the
+//! `server_processes` bench, [`procfs`] reads where the time went (CPU of processes, process
+//! trees and the machine, disk flushes) and [`quantile`] gives session-time percentiles.
 
 pub mod dns_relay;
+pub mod procfs;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -366,4 +369,13 @@ pub fn time_per_op(iters: u32, mut f: impl FnMut()) -> f64 {
         f();
     }
     start.elapsed().as_secs_f64() * 1e6 / f64::from(iters)
+}
+
+/// The `q` quantile (0 to 1) of `values` by nearest rank: the smallest value with at least
+/// `q` of them at or below it (NaN for none).
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize;
+    v.get(rank.saturating_sub(1)).copied().unwrap_or(f64::NAN)
 }
