@@ -29,6 +29,8 @@ impl StoreLocation {
             StoreLocation::Postgres(url) => {
                 let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
                 let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                // Parameters may carry a password too (`?password=…`).
+                let host = host.split('?').next().unwrap_or_default();
                 format!("PostgreSQL at {host}")
             }
         }
@@ -75,3 +77,33 @@ macro_rules! with_store {
     };
 }
 pub(crate) use with_store;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn description_of_a_postgres_url_names_no_credentials() {
+        for url in [
+            "postgres://zt:hunter2@db.internal:5432/zerotouch",
+            "postgresql://zt@db.internal:5432/zerotouch?password=hunter2&sslmode=disable",
+        ] {
+            let location: StoreLocation = url.parse().unwrap();
+            let text = format!("{} {location:?}", location.describe());
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("zt@"), "{text}");
+            assert!(text.contains("db.internal:5432/zerotouch"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_store_is_embedded_or_a_postgres_url() {
+        assert_eq!(
+            "embedded".parse::<StoreLocation>(),
+            Ok(StoreLocation::Embedded)
+        );
+        assert!("mysql://db/x".parse::<StoreLocation>().is_err());
+        assert!("/var/lib/zt.db".parse::<StoreLocation>().is_err());
+    }
+}
