@@ -36,6 +36,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "ZEROTOUCH_STORE", hide_env_values = true)]
     pub store: Option<crate::StoreLocation>,
 
+    /// Reach the PostgreSQL store over TLS, trusting the CA certificates in this PEM file for
+    /// the database's certificate (which must name the URL's host). Without it the
+    /// connection is plain TCP: keep such a database on a private network.
+    #[arg(long, global = true, env = "ZEROTOUCH_STORE_CA")]
+    pub store_ca: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -103,6 +103,8 @@ impl ImportPublicKey {
 pub struct DataDir {
     root: PathBuf,
     store: StoreLocation,
+    /// The CA of the PostgreSQL server's certificate: TLS to the database when set.
+    store_ca: Option<PathBuf>,
 }
 
 impl DataDir {
@@ -111,12 +113,20 @@ impl DataDir {
         DataDir {
             root: root.into(),
             store: StoreLocation::Embedded,
+            store_ca: None,
         }
     }
 
     /// The same directory with its state kept at `store` instead.
     pub fn with_store(mut self, store: StoreLocation) -> Self {
         self.store = store;
+        self
+    }
+
+    /// The same directory reaching PostgreSQL over TLS, trusting the CA certificates in
+    /// `ca_pem` for the database server's certificate.
+    pub fn with_store_ca(mut self, ca_pem: Option<PathBuf>) -> Self {
+        self.store_ca = ca_pem;
         self
     }
 
@@ -256,15 +266,28 @@ impl DataDir {
 
     async fn open_store_unchecked(&self) -> Result<OpenedStore, CliError> {
         let keys = LocalKeyFile::new(self.data_key_path());
-        Ok(match &self.store {
-            StoreLocation::Embedded => OpenedStore::Embedded(
+        Ok(match (&self.store, &self.store_ca) {
+            (StoreLocation::Embedded, None) => OpenedStore::Embedded(
                 SqliteStore::open(self.database_path(), &keys, SqliteOptions::default()).await?,
             ),
-            StoreLocation::Postgres(url) => OpenedStore::Postgres(
-                PostgresStore::connect(url, &keys, PostgresOptions::default())
-                    .await
-                    .map_err(|e| CliError::StoreOpen(self.store.describe(), e))?,
-            ),
+            (StoreLocation::Embedded, Some(_)) => {
+                return Err(CliError::BadArgument(
+                    "--store-ca is for a PostgreSQL store (--store postgres://…)".into(),
+                ));
+            }
+            (StoreLocation::Postgres(url), ca) => {
+                let options = PostgresOptions::default();
+                let opened = match ca {
+                    None => PostgresStore::connect(url, &keys, options).await,
+                    Some(ca) => {
+                        let tls = crate::store_location::database_tls(ca)?;
+                        PostgresStore::connect_tls(url, &keys, options, tls).await
+                    }
+                };
+                OpenedStore::Postgres(
+                    opened.map_err(|e| CliError::StoreOpen(self.store.describe(), e))?,
+                )
+            }
         })
     }
 

@@ -62,7 +62,9 @@ use store_location::with_store;
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let out = Output::new(cli.json);
-    let data = DataDir::new(&cli.data).with_store(cli.store.clone().unwrap_or_default());
+    let data = DataDir::new(&cli.data)
+        .with_store(cli.store.clone().unwrap_or_default())
+        .with_store_ca(cli.store_ca.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,8 +7,13 @@
 use core::fmt;
 use core::str::FromStr;
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 use zerotouch_store::{PostgresStore, SqliteStore};
+
+use crate::CliError;
+use crate::data_dir::read_certificates;
 
 /// Where the server's state is kept.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -55,6 +60,21 @@ impl FromStr for StoreLocation {
             Err("a store is `embedded` or a postgres://user@host:port/database URL".to_string())
         }
     }
+}
+
+/// The TLS client configuration for PostgreSQL: only the CA certificates in `ca_pem` are
+/// trusted for the database server's certificate.
+pub(crate) fn database_tls(ca_pem: &std::path::Path) -> Result<rustls::ClientConfig, CliError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certificates(ca_pem)? {
+        roots.add(cert).map_err(|e| {
+            CliError::BadArgument(format!("{}: not a usable CA: {e}", ca_pem.display()))
+        })?;
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| CliError::BadArgument(format!("TLS to the database: {e}")))
 }
 
 /// An opened store of either kind; [`with_store!`] runs code generic over the store on it.

@@ -179,6 +179,52 @@ impl ThrowawayPostgres {
         checked("psql", out).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     }
 
+    /// Turns TLS on with this certificate chain and key (PEM) and, from then on, refuses
+    /// every connection over TCP that is not TLS (`hostssl` … `trust`, `hostnossl` …
+    /// `reject`); applied with a reload. `psql` here still works: it tries TLS first.
+    pub fn require_tls(&self, certificate_chain_pem: &str, key_pem: &str) -> Result<(), String> {
+        let data = self.data_dir();
+        let cert = data.join("server.crt");
+        let key = data.join("server.key");
+        let write = |path: &Path, text: &str| -> Result<(), String> {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if self.as_postgres {
+                let (uid, gid) = postgres_ids()?;
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                    .map_err(|e| format!("chown {}: {e}", path.display()))?;
+            }
+            Ok(())
+        };
+        write(&cert, certificate_chain_pem)?;
+        write(&key, key_pem)?;
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).map_err(|e| format!("{e}"))?;
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).map_err(|e| format!("{e}"))?;
+        let hba = data.join("pg_hba.conf");
+        let mut text = std::fs::read_to_string(&hba).map_err(|e| format!("{e}"))?;
+        // The first matching line wins: put ours first.
+        text.insert_str(
+            0,
+            "hostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n\
+             hostssl all all 127.0.0.1/32 trust\n",
+        );
+        std::fs::write(&hba, text).map_err(|e| format!("{e}"))?;
+        self.server_program("pg_ctl", &["-D", path_str(&data)?, "reload"])?;
+        // A reload is asynchronous: wait until the server has read the new settings.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.psql("postgres", "SHOW ssl").as_deref() != Ok("on") {
+            if Instant::now() > deadline {
+                return Err("PostgreSQL did not turn TLS on".to_string());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
     /// The postmaster's process id.
     pub fn pid(&self) -> Option<u32> {
         let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;

@@ -19,8 +19,8 @@
 //!   full synchronous commits, migrations from `migrations/sqlite/`;
 //! - `PostgresStore` (feature `postgres`, off by default), for several server processes on
 //!   several machines sharing one database: a pool of connections that reconnects after the
-//!   database restarts, migrations from `migrations/postgres/` under an advisory lock, no TLS
-//!   to the database.
+//!   database restarts, migrations from `migrations/postgres/` under an advisory lock, and
+//!   TLS to the database (rustls) when given the CA of its certificate.
 //!
 //! Both persistent stores seal passphrases, PIN records, device secrets, session state and
 //! scan reports at rest, alike, under a data key from a [`DataKeySource`] ([`LocalKeyFile`] by

@@ -31,7 +31,8 @@ pub fn zt_on(data: &Path, store: Option<&str>) -> Command {
     c.arg("--data")
         .arg(data)
         .env_remove("ZEROTOUCH_DATA")
-        .env_remove("ZEROTOUCH_STORE");
+        .env_remove("ZEROTOUCH_STORE")
+        .env_remove("ZEROTOUCH_STORE_CA");
     if let Some(store) = store {
         c.arg("--store").arg(store);
     }
@@ -332,6 +333,7 @@ impl Server {
             .args(extra)
             .env_remove("ZEROTOUCH_DATA")
             .env_remove("ZEROTOUCH_STORE")
+            .env_remove("ZEROTOUCH_STORE_CA")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

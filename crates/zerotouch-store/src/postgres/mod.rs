@@ -15,6 +15,12 @@
 //! not have happened, and the protocol's own retry is what makes trying again safe. The next
 //! operations connect afresh, so the store recovers by itself once the database is back.
 //!
+//! TLS to the database: [`PostgresStore::connect_tls`] takes a rustls client configuration (the
+//! CAs that sign the database server's certificate), and then requires TLS on every connection
+//! (`sslmode=require` whatever the URL says, so nobody on the path can downgrade it) and checks
+//! the server's certificate and name. [`PostgresStore::connect`] connects in plain TCP, for a
+//! database on the same host or a private network.
+//!
 //! Migrations (`migrations/postgres/`) run in one transaction under an advisory lock, so
 //! servers starting together do not race; applied versions are recorded in
 //! `schema_migrations`.
@@ -27,8 +33,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::{FromSqlOwned, ToSql};
-use tokio_postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transaction};
+use tokio_postgres::{Client, Config, IsolationLevel, NoTls, Row, Socket, Statement, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::rows::{columns_through, pending_migrations, seal_key_check, verify_key_check};
 use crate::{DataKeySource, FieldCipher, StoreError};
@@ -71,9 +80,9 @@ impl Default for PostgresOptions {
 
 /// The store on PostgreSQL. Cheap to clone: clones share the connection pool.
 ///
-/// Connections are plain TCP (or a Unix socket): TLS to the database is not supported, so run
-/// the database on the same host or a private network, or behind a TLS tunnel. A URL that
-/// requires TLS (`sslmode=require`) fails to connect.
+/// [`connect`](Self::connect) opens plain TCP (or Unix socket) connections, for a database on
+/// the same host or a private network; a URL that requires TLS (`sslmode=require`) is refused
+/// there. [`connect_tls`](Self::connect_tls) requires TLS and checks the server's certificate.
 ///
 /// ```no_run
 /// use zerotouch_store::{PostgresOptions, PostgresStore, StaticDataKey};
@@ -94,6 +103,8 @@ pub struct PostgresStore {
 
 struct Inner {
     config: Config,
+    /// TLS to the database, when [`PostgresStore::connect_tls`] asked for it.
+    tls: Option<MakeRustlsConnect>,
     options: PostgresOptions,
     cipher: FieldCipher,
     idle: Mutex<Vec<Connection>>,
@@ -104,6 +115,7 @@ impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
             .field("dbname", &self.config.get_dbname())
+            .field("tls", &self.tls.is_some())
             .field("options", &self.options)
             .field("idle", &lock(&self.idle).len())
             .finish_non_exhaustive()
@@ -229,7 +241,35 @@ impl PostgresStore {
         keys: &impl DataKeySource,
         options: PostgresOptions,
     ) -> Result<Self, StoreError> {
+        let config: Config = url.parse()?;
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(StoreError::InvalidInput(
+                "sslmode=require needs the CA of the database's certificate (connect_tls)",
+            ));
+        }
+        Self::open(config, None, keys, options).await
+    }
+
+    /// [`connect`](Self::connect) over TLS: every connection is encrypted (`sslmode=require`
+    /// is forced, so a server or a man in the middle cannot fall back to plain TCP) and the
+    /// server's certificate must chain to a root in `tls` and name the URL's host.
+    pub async fn connect_tls(
+        url: &str,
+        keys: &impl DataKeySource,
+        options: PostgresOptions,
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, StoreError> {
         let mut config: Config = url.parse()?;
+        config.ssl_mode(SslMode::Require);
+        Self::open(config, Some(MakeRustlsConnect::new(tls)), keys, options).await
+    }
+
+    async fn open(
+        mut config: Config,
+        tls: Option<MakeRustlsConnect>,
+        keys: &impl DataKeySource,
+        options: PostgresOptions,
+    ) -> Result<Self, StoreError> {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -240,6 +280,7 @@ impl PostgresStore {
         let store = PostgresStore {
             inner: Arc::new(Inner {
                 config,
+                tls,
                 options,
                 cipher: FieldCipher::new(&key),
                 idle: Mutex::new(Vec::new()),
@@ -359,7 +400,25 @@ impl Inner {
                 return Ok(conn);
             }
         }
-        let connecting = self.config.connect(NoTls);
+        let client = match &self.tls {
+            None => self.open_connection(NoTls).await?,
+            Some(tls) => self.open_connection(tls.clone()).await?,
+        };
+        Ok(Connection {
+            client,
+            statements: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Opens one connection with `tls` (or none) and spawns the task that drives its socket.
+    async fn open_connection<T>(&self, tls: T) -> Result<Client, StoreError>
+    where
+        T: MakeTlsConnect<Socket>,
+        T::Stream: Send + 'static,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let connecting = self.config.connect(tls);
         let (client, connection) =
             match tokio::time::timeout(self.options.connect_timeout, connecting).await {
                 Ok(Ok(pair)) => pair,
@@ -376,10 +435,7 @@ impl Inner {
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Connection {
-            client,
-            statements: Mutex::new(HashMap::new()),
-        })
+        Ok(client)
     }
 
     fn checkin(&self, conn: Connection) {
