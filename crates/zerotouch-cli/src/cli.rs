@@ -493,6 +493,49 @@ pub struct ServeArgs {
     /// Stop after this many seconds (for scripts and tests); default: until Ctrl-C.
     #[arg(long)]
     pub exit_after: Option<u64>,
+    /// Requests per client address, as BURST,PER_SECOND (default 120,20). Raise it behind a
+    /// load balancer that hides client addresses.
+    #[arg(long, value_parser = parse_rate_limit)]
+    pub per_address_limit: Option<RateLimitArg>,
+    /// Requests per device or registrar certificate or registrar token, as BURST,PER_SECOND
+    /// (default 30,2).
+    #[arg(long, value_parser = parse_rate_limit)]
+    pub per_certificate_limit: Option<RateLimitArg>,
+    /// Open connections from one client address (default 64).
+    #[arg(long)]
+    pub max_connections_per_address: Option<usize>,
+    /// Signatures per device key per hour, counted in the store across processes (default
+    /// 60; a cloud KMS bills per signature).
+    #[arg(long)]
+    pub signatures_per_device_hour: Option<u64>,
+}
+
+/// A rate limit as the command line takes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitArg(pub zerotouch_http::RateLimit);
+
+/// `BURST,PER_SECOND`: a burst of at least 1 and a positive, finite refill rate.
+fn parse_rate_limit(text: &str) -> Result<RateLimitArg, String> {
+    let (burst, rate) = text
+        .split_once(',')
+        .ok_or_else(|| format!("{text:?}: a limit is BURST,PER_SECOND (e.g. 120,20)"))?;
+    let burst: u32 = burst
+        .trim()
+        .parse()
+        .map_err(|_| format!("{burst:?} is not a whole number of requests"))?;
+    let per_second: f64 = rate
+        .trim()
+        .parse()
+        .map_err(|_| format!("{rate:?} is not a number of requests per second"))?;
+    if burst == 0 || !per_second.is_finite() || per_second <= 0.0 {
+        return Err(format!(
+            "{text:?}: the burst must be at least 1 and the rate above 0"
+        ));
+    }
+    Ok(RateLimitArg(zerotouch_http::RateLimit {
+        burst,
+        per_second,
+    }))
 }
 
 /// A DNS zone as the command line takes it (`zt.example.com`, a trailing dot allowed).

@@ -225,7 +225,14 @@ pub async fn run(out: &Output, args: DemoArgs) -> Result<(), CliError> {
         listen: loopback,
         zone: zone.clone(),
     });
-    let server = crate::serve::start(&data, loopback, None, None, dns).await?;
+    let server = crate::serve::start(
+        &data,
+        crate::serve::ServeSettings {
+            dns,
+            ..crate::serve::ServeSettings::new(loopback)
+        },
+    )
+    .await?;
     let endpoint = ServerEndpoint::new(server.https.local_addr(), SERVER_NAME);
     let server_ca = crate::data_dir::read_certificates(&data.tls_ca_path())?
         .into_iter()

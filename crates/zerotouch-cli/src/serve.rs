@@ -52,29 +52,56 @@ impl Running {
     }
 }
 
-/// Starts the server for `data` on `listen` (and the DNS server with `dns`) and returns it
-/// running.
-pub async fn start(
-    data: &DataDir,
-    listen: SocketAddr,
-    ops_listen: Option<SocketAddr>,
-    operator_token_sha256: Option<[u8; 32]>,
-    dns: Option<DnsListen>,
-) -> Result<Running, CliError> {
-    with_store!(data.open_store().await?, store => {
-        start_on(store, data, listen, ops_listen, operator_token_sha256, dns).await
-    })
+/// What a server runs with, beyond its data directory.
+#[derive(Clone)]
+pub struct ServeSettings {
+    /// The mutual-TLS listener.
+    pub listen: SocketAddr,
+    /// The plain operations listener (health, readiness, metrics), if any.
+    pub ops_listen: Option<SocketAddr>,
+    /// SHA-256 of the operator token for the audit endpoint, if any.
+    pub operator_token_sha256: Option<[u8; 32]>,
+    /// The DNS server, if any.
+    pub dns: Option<DnsListen>,
+    /// The HTTPS server's limits (rates per address and per certificate, connections).
+    pub limits: Limits,
+    /// Signatures per device key per hour.
+    pub signatures_per_hour: u64,
+}
+
+impl ServeSettings {
+    /// HTTPS on `listen` with the default limits, nothing else.
+    pub fn new(listen: SocketAddr) -> Self {
+        ServeSettings {
+            listen,
+            ops_listen: None,
+            operator_token_sha256: None,
+            dns: None,
+            limits: Limits::default(),
+            signatures_per_hour: ServiceConfig::default().signatures_per_hour,
+        }
+    }
+}
+
+/// Starts the server for `data` with `settings` and returns it running.
+pub async fn start(data: &DataDir, settings: ServeSettings) -> Result<Running, CliError> {
+    with_store!(data.open_store().await?, store => start_on(store, data, settings).await)
 }
 
 /// [`start`] on an opened store.
 async fn start_on(
     store: impl Store,
     data: &DataDir,
-    listen: SocketAddr,
-    ops_listen: Option<SocketAddr>,
-    operator_token_sha256: Option<[u8; 32]>,
-    dns: Option<DnsListen>,
+    settings: ServeSettings,
 ) -> Result<Running, CliError> {
+    let ServeSettings {
+        listen,
+        ops_listen,
+        operator_token_sha256,
+        dns,
+        limits,
+        signatures_per_hour,
+    } = settings;
     let ring = data.key_ring(&store.server_keys().await?, &store.key_map().await?)?;
     if ring
         .signer_for(zerotouch_core::KeyRole::SetupSigning)
@@ -107,7 +134,10 @@ async fn start_on(
     let service = SetupService::new(
         MeasuredStore::new(store, metrics.clone()),
         ring,
-        ServiceConfig::default(),
+        ServiceConfig {
+            signatures_per_hour,
+            ..ServiceConfig::default()
+        },
     )
     .with_metrics(metrics);
     // One service, one store, one set of keys: a device may start over HTTPS and finish
@@ -123,7 +153,7 @@ async fn start_on(
             registrar_cas: data.trusted_cas(TrustRole::Registrars)?,
             provisioner_cas: data.trusted_cas(TrustRole::Provisioners)?,
             operator_token_sha256,
-            limits: Limits::default(),
+            limits,
         },
         Arc::clone(&service),
     )
@@ -169,7 +199,27 @@ pub async fn run(out: &Output, data: &DataDir, args: ServeArgs) -> Result<(), Cl
             ));
         }
     };
-    let server = start(data, args.listen, args.ops_listen, token_hash, dns).await?;
+    let mut limits = Limits::default();
+    if let Some(limit) = args.per_address_limit {
+        limits.per_address = limit.0;
+    }
+    if let Some(limit) = args.per_certificate_limit {
+        limits.per_certificate = limit.0;
+    }
+    if let Some(n) = args.max_connections_per_address {
+        limits.max_connections_per_address = n;
+    }
+    let settings = ServeSettings {
+        listen: args.listen,
+        ops_listen: args.ops_listen,
+        operator_token_sha256: token_hash,
+        dns,
+        limits,
+        signatures_per_hour: args
+            .signatures_per_device_hour
+            .unwrap_or(ServiceConfig::default().signatures_per_hour),
+    };
+    let server = start(data, settings).await?;
     let https = &server.https;
     let dns_text = match (&server.dns, &zone) {
         (Some(d), Some(zone)) => format!("; DNS for {zone} on {} (UDP and TCP)", d.local_addr()),

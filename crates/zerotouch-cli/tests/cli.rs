@@ -1400,3 +1400,63 @@ fn demo_over_dns_without_unbound_says_so_and_runs_nothing() {
     );
     assert!(!keep.exists(), "the demo made {}", keep.display());
 }
+
+#[test]
+fn serve_applies_the_per_address_limit_it_is_given() {
+    let d = Deployment::new(1);
+    std::fs::write(d.path("token"), TOKEN).unwrap();
+    let label = d.entries()[0]["label"].as_str().unwrap().to_string();
+    let register = |server: &Server| {
+        let mut args = d.register_args(server, &d.path("token"));
+        args.push(label.clone());
+        zt(&d.data).args(args).assert()
+    };
+    // Burst 2 and a slow refill: the third request from this address in a row is refused.
+    let strict = Server::start_with(&d.data, &["--per-address-limit", "2,0.05"]);
+    register(&strict).success();
+    register(&strict).success();
+    register(&strict)
+        .failure()
+        .stderr(predicates::str::contains("429"));
+    drop(strict);
+    // The default allows them.
+    let default = Server::start(&d.data);
+    for _ in 0..3 {
+        register(&default).success();
+    }
+}
+
+#[test]
+fn serve_refuses_a_limit_it_cannot_apply() {
+    let d = Deployment::new(1);
+    for bad in ["0,1", "5,0", "5", "x,1", "5,NaN"] {
+        zt(&d.data)
+            .args(["serve", "--per-address-limit", bad, "--exit-after", "1"])
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains("--per-address-limit"));
+    }
+}
+
+#[test]
+fn serve_applies_the_signature_cap_it_is_given() {
+    // A session takes three signatures (proof, credentials, acknowledgement): with a cap of
+    // one per device key per hour the device cannot finish, with the default it can.
+    let d = Deployment::new(1);
+    std::fs::write(d.path("token"), TOKEN).unwrap();
+    let label = d.entries()[0]["label"].as_str().unwrap().to_string();
+    let capped = Server::start_with(&d.data, &["--signatures-per-device-hour", "1"]);
+    let mut args = d.register_args(&capped, &d.path("token"));
+    args.push(label);
+    zt(&d.data).args(&args).assert().success();
+    zt(&d.data)
+        .args(d.simulate_args(&capped, "--count 1 --timeout 3"))
+        .assert()
+        .failure();
+    drop(capped);
+    let default = Server::start(&d.data);
+    zt(&d.data)
+        .args(d.simulate_args(&default, "--count 1 --timeout 20"))
+        .assert()
+        .success();
+}
