@@ -33,8 +33,14 @@ pub struct Cli {
     /// or a PostgreSQL URL (postgres://user@host:port/database) that several `serve`
     /// processes share, each with a copy of the same data directory. The URL may carry a
     /// password: give it through ZEROTOUCH_STORE, not as an argument.
-    #[arg(long, global = true, env = "ZEROTOUCH_STORE", hide_env_values = true)]
-    pub store: Option<crate::StoreLocation>,
+    #[arg(
+        long,
+        global = true,
+        env = "ZEROTOUCH_STORE",
+        hide_env_values = true,
+        value_parser = crate::StoreArg::parse
+    )]
+    pub store: Option<crate::StoreArg>,
 
     /// Reach the PostgreSQL store over TLS, trusting the CA certificates in this PEM file for
     /// the database's certificate (which must name the URL's host). Without it the

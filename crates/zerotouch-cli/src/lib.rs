@@ -53,7 +53,7 @@ pub use output::Output;
 pub use pinned_bundle::c_header;
 pub use secret_input::read_secret;
 pub use simulate::load_device;
-pub use store_location::{OpenedStore, StoreLocation};
+pub use store_location::{OpenedStore, StoreArg, StoreLocation};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng as _;
@@ -62,8 +62,12 @@ use store_location::with_store;
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let out = Output::new(cli.json);
+    let store = match &cli.store {
+        Some(arg) => arg.location()?,
+        None => StoreLocation::Embedded,
+    };
     let data = DataDir::new(&cli.data)
-        .with_store(cli.store.clone().unwrap_or_default())
+        .with_store(store)
         .with_store_ca(cli.store_ca.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -33,10 +33,12 @@ impl StoreLocation {
             StoreLocation::Embedded => "the embedded store".to_string(),
             StoreLocation::Postgres(url) => {
                 let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-                // Parameters may carry a password too (`?password=…`).
-                let host = host.split('?').next().unwrap_or_default();
-                format!("PostgreSQL at {host}")
+                // Parameters may carry a password (`?password=…`), even one with an '@'.
+                let rest = rest.split('?').next().unwrap_or_default();
+                let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+                // User information ends at the authority's last '@'.
+                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                format!("PostgreSQL at {host}/{database}")
             }
         }
     }
@@ -52,9 +54,10 @@ impl FromStr for StoreLocation {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let scheme = text.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
         if text == "embedded" || text == "sqlite" {
             Ok(StoreLocation::Embedded)
-        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        } else if matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
             Ok(StoreLocation::Postgres(Zeroizing::new(text.to_string())))
         } else {
             Err("a store is `embedded` or a postgres://user@host:port/database URL".to_string())
@@ -75,6 +78,31 @@ pub(crate) fn database_tls(ca_pem: &std::path::Path) -> Result<rustls::ClientCon
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
         .map_err(|e| CliError::BadArgument(format!("TLS to the database: {e}")))
+}
+
+/// `--store` as typed: parsed into a [`StoreLocation`] only after clap is done, because clap
+/// repeats a value it refuses in its error message, and this one may hold a password.
+#[derive(Clone)]
+pub struct StoreArg(pub Zeroizing<String>);
+
+impl fmt::Debug for StoreArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreArg(..)")
+    }
+}
+
+impl StoreArg {
+    /// Takes any text: [`StoreArg::location`] says what is wrong with it, without repeating it.
+    pub fn parse(text: &str) -> Result<StoreArg, String> {
+        Ok(StoreArg(Zeroizing::new(text.to_string())))
+    }
+
+    /// The location it names.
+    pub fn location(&self) -> Result<StoreLocation, CliError> {
+        self.0
+            .parse()
+            .map_err(|e| CliError::BadArgument(format!("--store / ZEROTOUCH_STORE: {e}")))
+    }
 }
 
 /// An opened store of either kind; [`with_store!`] runs code generic over the store on it.
@@ -108,10 +136,13 @@ mod tests {
         for url in [
             "postgres://zt:hunter2@db.internal:5432/zerotouch",
             "postgresql://zt@db.internal:5432/zerotouch?password=hunter2&sslmode=disable",
+            "postgres://zt@db.internal:5432/zerotouch?password=hunter@2",
+            "postgres://zt:hun@ter2@db.internal:5432/zerotouch",
         ] {
             let location: StoreLocation = url.parse().unwrap();
             let text = format!("{} {location:?}", location.describe());
-            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("hunter2") && !text.contains("hun"), "{text}");
+            assert!(!text.contains("@2") && !text.contains("ter2"), "{text}");
             assert!(!text.contains("zt@"), "{text}");
             assert!(text.contains("db.internal:5432/zerotouch"), "{text}");
         }

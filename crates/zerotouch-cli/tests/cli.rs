@@ -1460,3 +1460,38 @@ fn serve_applies_the_signature_cap_it_is_given() {
         .assert()
         .success();
 }
+
+#[test]
+fn a_store_value_that_is_refused_is_never_repeated() {
+    // It may hold a password: neither the argument nor the environment variable's value is
+    // echoed back, however it is malformed.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for bad in [
+        "Postgress://zt:hunter2@db.internal/zt",
+        "postgres:/zt:hunter2@db.internal/zt",
+        "mysql://zt:hunter2@db.internal/zt",
+    ] {
+        let out = zt(&data)
+            .args(["--store", bad, "accounts", "add", "--name", "x"])
+            .assert()
+            .failure()
+            .get_output()
+            .clone();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("--store"), "{text}");
+        let out = zt(&data)
+            .env("ZEROTOUCH_STORE", bad)
+            .args(["accounts", "add", "--name", "x"])
+            .assert()
+            .failure()
+            .get_output()
+            .clone();
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+    }
+}

@@ -15,6 +15,9 @@ pub(crate) enum Stage {
     AwaitingRequest = 1,
     /// Credentials went out (or were refused); nothing more is accepted.
     Finished = 2,
+    /// One credential request (its digest in `claimed_by`) holds the session: no other
+    /// request will be answered, and that one may be run again if its process died.
+    Claimed = 3,
 }
 
 /// The session state. `Debug` leaves out the sealing key.
@@ -32,6 +35,8 @@ pub(crate) struct SetupSession {
     pub transport: Transport,
     /// The ephemeral key the report is sealed to; dropped once the session is finished.
     pub sealing_key: Zeroizing<Vec<u8>>,
+    /// The canonical digest of the credential request that claimed the session.
+    pub claimed_by: Option<[u8; 32]>,
 }
 
 impl fmt::Debug for SetupSession {
@@ -56,7 +61,7 @@ fn suite_bytes(s: CipherSuite) -> Vec<u8> {
 impl SetupSession {
     /// The stored bytes (the caller hands them to the store, which seals them).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let value = Value::Array(vec![
+        let mut items = vec![
             Value::Integer((self.stage as u8).into()),
             Value::Bytes(self.device.0.to_vec()),
             Value::Integer(self.account.0.into()),
@@ -67,10 +72,15 @@ impl SetupSession {
             Value::Bool(self.pin_required),
             Value::Integer(self.transport.to_u8().into()),
             Value::Bytes(self.sealing_key.to_vec()),
-        ]);
+        ];
+        // Sessions stored before claims existed have ten fields: the claim is an 11th.
+        if let Some(digest) = self.claimed_by {
+            items.push(Value::Bytes(digest.to_vec()));
+        }
+        let value = Value::Array(items);
         let out = Zeroizing::new(cbor::encode(&value));
         if let Value::Array(mut items) = value
-            && let Some(Value::Bytes(key)) = items.last_mut()
+            && let Some(Value::Bytes(key)) = items.get_mut(9)
         {
             zeroize::Zeroize::zeroize(key);
         }
@@ -79,6 +89,20 @@ impl SetupSession {
 
     /// Decodes stored bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let Value::Array(mut items) = cbor::decode(bytes)? else {
+            return Err(DecodeError::UnexpectedType {
+                field: "setup_session",
+                expected: "array",
+            });
+        };
+        let claimed_by = if items.len() == 11 {
+            items
+                .pop()
+                .map(|v| cbor::fixed_bytes(v, "claimed_by"))
+                .transpose()?
+        } else {
+            None
+        };
         let [
             stage,
             device,
@@ -90,10 +114,11 @@ impl SetupSession {
             pin,
             transport,
             key,
-        ] = cbor::fields(cbor::decode(bytes)?, "setup_session")?;
-        let stage = match cbor::uint(&stage, "stage", 2)? {
+        ] = cbor::fields(Value::Array(items), "setup_session")?;
+        let stage = match cbor::uint(&stage, "stage", 3)? {
             1 => Stage::AwaitingRequest,
             2 => Stage::Finished,
+            3 => Stage::Claimed,
             _ => return Err(DecodeError::OutOfRange { field: "stage" }),
         };
         let account = match account {
@@ -129,6 +154,7 @@ impl SetupSession {
             pin_required,
             transport: Transport::from_u64(cbor::uint(&transport, "transport", 255)?)?,
             sealing_key: Zeroizing::new(cbor::bytes(key, "sealing_key")?),
+            claimed_by,
         })
     }
 }

@@ -583,6 +583,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             pin_required,
             transport,
             sealing_key: sealing.private_bytes(),
+            claimed_by: None,
         };
         match self
             .store
@@ -616,7 +617,10 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         let sid = envelope.header.session_id;
         let (response_key, digest) = match self.filed(envelope, now).await? {
             Filed::Retransmission(r) => {
-                self.finish_if_left_open(sid, now).await?;
+                // Housekeeping only: the device gets its stored answer whatever happens here.
+                if let Err(refusal) = self.finish_if_left_open(sid, now).await {
+                    warn!(?refusal, "could not finish a session left open");
+                }
                 return Ok(r);
             }
             Filed::New { key, digest } => (key, digest),
@@ -627,9 +631,13 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             .await?
             .ok_or(Refusal::SessionExpired)?;
         let state = decode_session(&record.state)?;
-        if state.stage != Stage::AwaitingRequest {
-            return Err(Refusal::Replay);
-        }
+        let rerun = match state.stage {
+            Stage::AwaitingRequest => false,
+            // This very request (same canonical digest) claimed the session and its process
+            // died before answering: run it again rather than strand the device.
+            Stage::Claimed if state.claimed_by == Some(digest) => true,
+            Stage::Claimed | Stage::Finished => return Err(Refusal::Replay),
+        };
         let device = self.admit(&state.device, now).await?;
         let device_key = record_key(&device).ok_or(Refusal::Internal)?;
         if from.client_key().is_some_and(|k| *k != device_key) {
@@ -656,34 +664,50 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             .usable_setup_signer(&state.server_key, &revoked)
             .ok_or(Refusal::NoUsableKey)?;
         self.spend_signature(&state.device, now).await?;
+        // The session is claimed for this request before anything counts: of different
+        // requests in any number of processes exactly one gets past here, so a session
+        // allows one PIN attempt.
+        let version = if rerun {
+            info!("request claimed the session but was never answered: running it again");
+            record.version
+        } else {
+            let claimed = SetupSession {
+                stage: Stage::Claimed,
+                claimed_by: Some(digest),
+                ..state.clone()
+            };
+            match self
+                .store
+                .compare_and_swap_session(
+                    sid,
+                    Some(record.version),
+                    claimed.encode().to_vec(),
+                    record.expires_at,
+                    now,
+                )
+                .await?
+            {
+                SessionCas::Written { version } => version,
+                // Another request claimed it first: if it was an identical copy that has
+                // answered, its answer; otherwise (a different request, or a copy still at
+                // work) a replay, and the device retries.
+                SessionCas::Conflict { .. } => {
+                    return match self.stored(response_key, &digest, now).await? {
+                        Some(r) => Ok(r),
+                        None => Err(Refusal::Replay),
+                    };
+                }
+            }
+        };
         match self
             .store
             .consume_nonce(state.server_nonce, sid, now)
             .await?
         {
             NonceUse::Consumed => {}
-            NonceUse::AlreadyUsed => {
-                // An identical copy may have won a race in another process: answer with its
-                // stored response if there is one.
-                if let Some(r) = self.stored(response_key, &digest, now).await? {
-                    return Ok(r);
-                }
-                // None, and the session still awaits its request at the version read above:
-                // whoever used the nonce died (or is still working) before answering. Carry
-                // on rather than strand the device: the stored response is the gate, so of
-                // two requests getting this far only the first to store answers (the other
-                // is a replay, below), and every PIN attempt is still counted.
-                let unchanged = self
-                    .store
-                    .session(sid, now)
-                    .await?
-                    .is_some_and(|r| r.version == record.version);
-                if !unchanged {
-                    return Err(Refusal::Replay);
-                }
-                info!("nonce used by a request that was never answered: answering this one");
-            }
-            NonceUse::WrongSession => return Err(Refusal::Replay),
+            // Used by this request's own first run (the claim says so).
+            NonceUse::AlreadyUsed if rerun => {}
+            NonceUse::AlreadyUsed | NonceUse::WrongSession => return Err(Refusal::Replay),
             NonceUse::Expired | NonceUse::Unknown => return Err(Refusal::SessionExpired),
         }
         let finished = SetupSession {
@@ -694,7 +718,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         let report = match self.open_report(&state, &request) {
             Ok(r) => r,
             Err(refusal) => {
-                self.finish(sid, record.version, &finished, record.expires_at, now)
+                self.finish(sid, version, &finished, record.expires_at, now)
                     .await?;
                 return Err(refusal);
             }
@@ -715,7 +739,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
                 if after.locked_until.is_some() {
                     self.metrics.lockout();
                 }
-                self.finish(sid, record.version, &finished, record.expires_at, now)
+                self.finish(sid, version, &finished, record.expires_at, now)
                     .await?;
                 return Err(Refusal::WrongPin);
             }
@@ -792,7 +816,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         {
             warn!(error = %e, "scan report not recorded");
         }
-        self.finish(sid, record.version, &finished, record.expires_at, now)
+        self.finish(sid, version, &finished, record.expires_at, now)
             .await?;
         let sealed_count = plan
             .iter()
@@ -837,7 +861,7 @@ impl<St: Store, S: Signer> SetupService<St, S> {
             return Ok(());
         };
         let state = decode_session(&record.state)?;
-        if state.stage == Stage::AwaitingRequest {
+        if state.stage != Stage::Finished {
             info!("credential response stored but session left open: finishing it");
             let finished = SetupSession {
                 stage: Stage::Finished,

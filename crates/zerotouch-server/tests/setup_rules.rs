@@ -922,12 +922,34 @@ async fn a_refusal_before_the_nonce_is_used_leaves_the_request_retryable() {
 
 // ---- a process dying between two writes --------------------------------------------------
 
+/// The stored session state of `c`'s session as a process that claimed it for `request`
+/// writes it (stage 3 and the request's digest appended), as if it then died.
+async fn claim_as_a_dying_process(w: &World<MemoryStore>, c: &Client, request: &[u8]) {
+    let store = w.service.store();
+    let open = store.session(c.sid, T0).await.unwrap().unwrap();
+    let ciborium::Value::Array(mut items) = cbor::decode(&open.state).unwrap() else {
+        panic!("session state is not an array")
+    };
+    items[0] = ciborium::Value::Integer(3.into());
+    let digest = Envelope::decode(request).unwrap().canonical_digest(&P);
+    items.push(ciborium::Value::Bytes(digest.to_vec()));
+    let claimed = cbor::encode(&ciborium::Value::Array(items));
+    let written = store
+        .compare_and_swap_session(c.sid, Some(open.version), claimed, open.expires_at, T0)
+        .await
+        .unwrap();
+    assert!(matches!(written, SessionCas::Written { .. }));
+}
+
 #[tokio::test]
-async fn request_whose_nonce_was_used_by_a_process_that_died_is_still_answered() {
+async fn request_that_claimed_its_session_in_a_process_that_died_is_answered_when_sent_again() {
     let w = world(no_pin()).await;
     let mut c = Client::new(1, &w.pinned);
     let proof = proof_for(&w, &mut c, T0).await;
-    // Another process consumed the nonce and died before it stored an answer.
+    let req = c.request(&report(None));
+    // Another process claimed the session for this request, used the nonce, and died
+    // before it stored an answer.
+    claim_as_a_dying_process(&w, &c, &req).await;
     let used = w
         .service
         .store()
@@ -935,16 +957,101 @@ async fn request_whose_nonce_was_used_by_a_process_that_died_is_still_answered()
         .await
         .unwrap();
     assert_eq!(used, NonceUse::Consumed);
-    let req = c.request(&report(None));
     let r = w.service.handle(&req, &direct(), T0, &mut fresh()).await;
     assert_eq!(code_of(&r), None, "{:?}", error_of(&r));
     let (_, opened) = c.open_response(&req, &r, &w.pinned);
     assert!(!opened.is_empty(), "no credential delivered");
-    // The answer is now the stored one, and a different request is still a replay.
     assert_eq!(w.service.handle(&req, &direct(), T0, &mut fresh()).await, r);
-    let other = c.request(&report(None));
-    let refused = w.service.handle(&other, &direct(), T0, &mut fresh()).await;
-    assert_eq!(code_of(&refused), Some(ErrorCode::NotAuthorized));
+}
+
+#[tokio::test]
+async fn different_request_for_a_session_another_request_claimed_is_a_replay() {
+    // The claim is what keeps a session to one PIN attempt: a second, different request
+    // (another PIN guess) is refused even while the first has not answered.
+    let w = world(ServiceConfig::default()).await;
+    let mut c = Client::new(1, &w.pinned);
+    proof_for(&w, &mut c, T0).await;
+    let first = c.request(&report(Some("000000")));
+    claim_as_a_dying_process(&w, &c, &first).await;
+    let second = c.request(&report(Some(PIN)));
+    let r = w.service.handle(&second, &direct(), T0, &mut fresh()).await;
+    assert_eq!(code_of(&r), Some(ErrorCode::NotAuthorized));
+    let attempts = w
+        .service
+        .store()
+        .attempt_state(CounterKey::new(
+            CounterScope::PinAttempts,
+            fixtures::device_id(1).0.to_vec(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(attempts.failures, 0, "the second guess was checked");
+}
+
+#[tokio::test]
+async fn different_requests_racing_for_one_session_get_one_pin_check() {
+    let w = world(ServiceConfig::default()).await;
+    let mut c = Client::new(1, &w.pinned);
+    proof_for(&w, &mut c, T0).await;
+    let guesses: Vec<Vec<u8>> = ["000001", "000002", "000003", "000004", PIN]
+        .iter()
+        .map(|p| c.request(&report(Some(p))))
+        .collect();
+    let answers = futures_join_all(&w, &guesses).await;
+    let answered = answers.iter().filter(|r| code_of(r).is_none()).count();
+    let attempts = w
+        .service
+        .store()
+        .attempt_state(CounterKey::new(
+            CounterScope::PinAttempts,
+            fixtures::device_id(1).0.to_vec(),
+        ))
+        .await
+        .unwrap();
+    // Exactly one request was checked: either it was the right PIN (answered, no failure)
+    // or a wrong one (one failure, nothing answered).
+    assert!(
+        (answered == 1 && attempts.failures == 0) || (answered == 0 && attempts.failures == 1),
+        "answered {answered}, failures {}",
+        attempts.failures
+    );
+}
+
+/// Sends every request at once, each on its own task.
+async fn futures_join_all(w: &World<MemoryStore>, requests: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let service = &w.service;
+    let tasks = requests
+        .iter()
+        .map(|req| async move { service.handle(req, &direct(), T0, &mut fresh()).await });
+    let mut out = Vec::new();
+    for r in join_all(tasks).await {
+        out.push(r);
+    }
+    out
+}
+
+/// Runs futures concurrently (polling all of them in one task).
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in pending.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().map(|d| d.unwrap()).collect()
 }
 
 #[tokio::test]
