@@ -167,16 +167,25 @@ impl ThrowawayPostgres {
 
     /// Runs `sql` with `psql` in `database`; its standard output (unaligned, tuples only).
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new(self.bin.join("psql"))
+        let out = self
+            .psql_command(database, sql)
+            .output()
+            .map_err(|e| format!("psql: {e}"))?;
+        checked("psql", out).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+
+    /// The `psql` command [`Self::psql`] runs, to spawn and leave running (e.g. holding a
+    /// lock while a test watches what waits on it).
+    pub fn psql_command(&self, database: &str, sql: &str) -> Command {
+        let mut command = Command::new(self.bin.join("psql"));
+        command
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg("127.0.0.1")
             .arg("-p")
             .arg(self.port.to_string())
             .args(["-U", USER, "-d", database, "-c", sql])
-            .current_dir(std::env::temp_dir())
-            .output()
-            .map_err(|e| format!("psql: {e}"))?;
-        checked("psql", out).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .current_dir(std::env::temp_dir());
+        command
     }
 
     /// Turns TLS on with this certificate chain and key (PEM) and, from then on, refuses

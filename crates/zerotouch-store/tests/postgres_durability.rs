@@ -453,3 +453,52 @@ async fn the_same_store_fails_cleanly_while_the_database_is_down_and_recovers_af
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_by_a_frozen_session_is_waited_for_seconds_not_forever() {
+    // Another session (standing in for a server process frozen mid-transaction) holds a
+    // device's row lock and sleeps; a change to that device gives up after lock_timeout
+    // with an error instead of waiting, and taking a pool permit, until the lock is freed.
+    let (pg, name, url) = database();
+    let store = open(&url).await;
+    let d = device(1);
+    store.import_devices(vec![d.clone()]).await.unwrap();
+    let key = hex(d.key_id.as_bytes());
+    let mut holder = pg
+        .psql_command(
+            &name,
+            &format!(
+                "BEGIN; SELECT 1 FROM devices WHERE key_id = '\\x{key}' FOR UPDATE; \
+                 SELECT pg_sleep(60); COMMIT;"
+            ),
+        )
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while pg
+        .psql(
+            &name,
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+        )
+        .unwrap()
+        == "0"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock holder never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = std::time::Instant::now();
+    let waited = tokio::time::timeout(Duration::from_secs(30), store.set_blocked(&d.key_id, true))
+        .await
+        .expect("the change waited on the lock for 30 s");
+    assert!(waited.is_err(), "the change went through a held lock");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

@@ -276,6 +276,14 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("zerotouch-store");
         }
+        if config.get_options().is_none() {
+            // A process that freezes mid-transaction (paused, partitioned: not killed, so its
+            // socket stays open) must not hold its locks, such as the audit lock, until TCP
+            // gives up hours later: PostgreSQL ends such a transaction after 15 s, and a
+            // statement waiting on a lock gives up after 5 s (an Internal the device
+            // retries) rather than take a pool permit for good.
+            config.options("-c lock_timeout=5000 -c idle_in_transaction_session_timeout=15000");
+        }
         let key = keys.data_key().await?;
         let store = PostgresStore {
             inner: Arc::new(Inner {
