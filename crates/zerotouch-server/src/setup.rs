@@ -983,12 +983,15 @@ impl<St: Store, S: Signer> SetupService<St, S> {
         // between leaves the outcome and no answer, and the device's retransmission then
         // finds the outcome there and does not record it twice. (The other order would
         // acknowledge an outcome that was never recorded.)
+        // "The same outcome" is the same setup session, kind and network: a device may
+        // report a failed network and then the one it joined, under one setup session.
+        let kind = outcome_kind(report.outcome);
         let recorded = self
             .store
             .outcomes_of_device(&key_id)
             .await?
             .iter()
-            .any(|o| o.session == report.setup_session);
+            .any(|o| o.session == report.setup_session && o.kind == kind && o.network == network);
         if !recorded {
             self.store
                 .record_outcome(zerotouch_store::OutcomeRecord {

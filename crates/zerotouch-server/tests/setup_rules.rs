@@ -592,11 +592,20 @@ async fn the_transcript_carries_the_transport_the_device_used_not_the_relays() {
 }
 
 fn outcome_report(c: &Client, osid: SessionId, signer: &SoftwareSigner) -> (Vec<u8>, Nonce) {
+    outcome_report_of(c, osid, signer, JoinOutcome::Joined)
+}
+
+fn outcome_report_of(
+    c: &Client,
+    osid: SessionId,
+    signer: &SoftwareSigner,
+    outcome: JoinOutcome,
+) -> (Vec<u8>, Nonce) {
     let nonce = Nonce([0x42; 16]);
     let report = OutcomeReport {
         setup_session: c.sid,
         ssid: b"home".to_vec(),
-        outcome: JoinOutcome::Joined,
+        outcome,
         device_nonce: nonce,
     };
     let th = binding::outcome_report_transcript(&P, Transport::Https, &osid);
@@ -1097,12 +1106,22 @@ async fn outcome_recorded_by_a_process_that_died_before_answering_is_not_recorde
     let osid = SessionId([0x0c; 16]);
     let (bytes, _) = outcome_report(&c, osid, &c.key);
     // Another process recorded the outcome and died before it stored the acknowledgement.
+    let home_network = w
+        .service
+        .store()
+        .networks_of_account(w.account)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|n| n.ssid == b"home")
+        .map(|n| n.id);
+    assert!(home_network.is_some());
     w.service
         .store()
         .record_outcome(OutcomeRecord {
             device: fixtures::device_id(1),
             session: c.sid,
-            network: None,
+            network: home_network,
             kind: OutcomeKind::Joined,
             at: T0,
         })
@@ -1118,4 +1137,33 @@ async fn outcome_recorded_by_a_process_that_died_before_answering_is_not_recorde
         .await
         .unwrap();
     assert_eq!(outcomes.len(), 1);
+}
+
+#[tokio::test]
+async fn different_outcomes_of_one_setup_session_are_all_recorded() {
+    // A device may report the network that refused its passphrase, then the one it joined.
+    let w = world(no_pin()).await;
+    let mut c = Client::new(1, &w.pinned);
+    proof_for(&w, &mut c, T0).await;
+    for (osid, outcome) in [
+        (SessionId([0x0c; 16]), JoinOutcome::WrongPassphrase),
+        (SessionId([0x0d; 16]), JoinOutcome::Joined),
+    ] {
+        let (bytes, _) = outcome_report_of(&c, osid, &c.key, outcome);
+        let r = w.service.handle(&bytes, &home(), T0, &mut fresh()).await;
+        assert_eq!(code_of(&r), None, "{:?}", error_of(&r));
+    }
+    let kinds: Vec<OutcomeKind> = w
+        .service
+        .store()
+        .outcomes_of_device(&fixtures::device_id(1))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![OutcomeKind::WrongPassphrase, OutcomeKind::Joined]
+    );
 }
