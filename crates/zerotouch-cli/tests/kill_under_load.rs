@@ -661,8 +661,10 @@ impl Db<'_> {
 
 const AUDIT_ADD: i64 = 1;
 const OUTCOME_JOINED: i64 = 1;
-/// A setup session's version once its credential request was served (the hello wrote 1).
-const SESSION_FINISHED: i64 = 2;
+/// A setup session's version once its credential request was served: the hello wrote 1, the
+/// request's claim 2, its finish 3 (a claim left by a killed process is finished by the
+/// request's second run, or by a retransmission answered from the stored response).
+const SESSION_FINISHED: i64 = 3;
 
 /// Every device the driver saw done has its association, audit entry and joined outcome; the
 /// outcome's setup session is finished and its nonce used; nothing else was written, and the
