@@ -91,14 +91,8 @@ fn serve_reaches_postgres_over_tls_checked_against_store_ca() {
         serving.first
     );
     // The server's pooled connection is open, and PostgreSQL says it is TLS.
-    let encrypted = pg
-        .psql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
-             WHERE a.application_name = 'zerotouch-store' AND s.ssl",
-        )
-        .unwrap();
-    assert_ne!(encrypted, "0", "serve holds no TLS connection");
+    let encrypted = pg.tls_connections("zerotouch-store").unwrap();
+    assert_ne!(encrypted, 0, "serve holds no TLS connection");
 }
 
 #[test]

@@ -931,6 +931,18 @@ async fn a_refusal_before_the_nonce_is_used_leaves_the_request_retryable() {
 
 // ---- a process dying between two writes --------------------------------------------------
 
+/// Fixture device 1's PIN attempt state.
+async fn pin_attempts(w: &World<MemoryStore>) -> AttemptState {
+    w.service
+        .store()
+        .attempt_state(CounterKey::new(
+            CounterScope::PinAttempts,
+            fixtures::device_id(1).0.to_vec(),
+        ))
+        .await
+        .unwrap()
+}
+
 /// The stored session state of `c`'s session as a process that claimed it for `request`
 /// writes it (stage 3 and the request's digest appended), as if it then died.
 async fn claim_as_a_dying_process(w: &World<MemoryStore>, c: &Client, request: &[u8]) {
@@ -985,15 +997,7 @@ async fn different_request_for_a_session_another_request_claimed_is_a_replay() {
     let second = c.request(&report(Some(PIN)));
     let r = w.service.handle(&second, &direct(), T0, &mut fresh()).await;
     assert_eq!(code_of(&r), Some(ErrorCode::NotAuthorized));
-    let attempts = w
-        .service
-        .store()
-        .attempt_state(CounterKey::new(
-            CounterScope::PinAttempts,
-            fixtures::device_id(1).0.to_vec(),
-        ))
-        .await
-        .unwrap();
+    let attempts = pin_attempts(&w).await;
     assert_eq!(attempts.failures, 0, "the second guess was checked");
 }
 
@@ -1008,15 +1012,7 @@ async fn different_requests_racing_for_one_session_get_one_pin_check() {
         .collect();
     let answers = futures_join_all(&w, &guesses).await;
     let answered = answers.iter().filter(|r| code_of(r).is_none()).count();
-    let attempts = w
-        .service
-        .store()
-        .attempt_state(CounterKey::new(
-            CounterScope::PinAttempts,
-            fixtures::device_id(1).0.to_vec(),
-        ))
-        .await
-        .unwrap();
+    let attempts = pin_attempts(&w).await;
     // Exactly one request was checked: either it was the right PIN (answered, no failure)
     // or a wrong one (one failure, nothing answered).
     assert!(
@@ -1026,41 +1022,15 @@ async fn different_requests_racing_for_one_session_get_one_pin_check() {
     );
 }
 
-/// Sends every request at once, each on its own task.
+/// Sends every request at once (their futures polled together).
 async fn futures_join_all(w: &World<MemoryStore>, requests: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let service = &w.service;
-    let tasks = requests
-        .iter()
-        .map(|req| async move { service.handle(req, &direct(), T0, &mut fresh()).await });
-    let mut out = Vec::new();
-    for r in join_all(tasks).await {
-        out.push(r);
-    }
-    out
-}
-
-/// Runs futures concurrently (polling all of them in one task).
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, f) in pending.iter_mut().enumerate() {
-            if done[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => done[i] = Some(v),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().map(|d| d.unwrap()).collect()
+    futures_util::future::join_all(
+        requests
+            .iter()
+            .map(|req| async move { service.handle(req, &direct(), T0, &mut fresh()).await }),
+    )
+    .await
 }
 
 #[tokio::test]

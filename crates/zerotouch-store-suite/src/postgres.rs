@@ -234,6 +234,20 @@ impl ThrowawayPostgres {
         Ok(())
     }
 
+    /// How many open connections of `application_name` use TLS, as PostgreSQL sees them.
+    pub fn tls_connections(&self, application_name: &str) -> Result<u32, String> {
+        let count = self.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.application_name = '{application_name}' AND s.ssl"
+            ),
+        )?;
+        count
+            .parse()
+            .map_err(|_| format!("psql printed {count:?}, not a count"))
+    }
+
     /// The postmaster's process id.
     pub fn pid(&self) -> Option<u32> {
         let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;

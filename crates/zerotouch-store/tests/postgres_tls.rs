@@ -72,14 +72,8 @@ async fn store_works_over_tls_with_the_databases_ca_and_the_server_sees_tls() {
     let id = store.create_account("over tls", T0).await.unwrap();
     assert_eq!(store.account(id).await.unwrap().unwrap().name, "over tls");
     // The store's pooled connection is still open: PostgreSQL says it is TLS.
-    let encrypted = pg
-        .psql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
-             WHERE a.application_name = 'zerotouch-store' AND s.ssl",
-        )
-        .unwrap();
-    assert_ne!(encrypted, "0", "no TLS connection from the store");
+    let encrypted = pg.tls_connections("zerotouch-store").unwrap();
+    assert_ne!(encrypted, 0, "no TLS connection from the store");
     // And the server refuses anything else over TCP (what the test relies on below).
     let plain = PostgresStore::connect(&url, &key(), PostgresOptions::default()).await;
     assert!(plain.is_err(), "a plain connection was accepted");
