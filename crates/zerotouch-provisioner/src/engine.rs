@@ -170,6 +170,11 @@ impl SetupNetwork {
         self.clients.iter().map(|c| c.mac)
     }
 
+    /// Banned clients and when each ban ends.
+    pub fn bans(&self) -> impl Iterator<Item = (ClientMac, Instant)> + '_ {
+        self.bans.iter().copied()
+    }
+
     /// The current ordered opening, if any.
     pub fn opening(&self) -> Option<OrderedOpening> {
         self.opening
@@ -390,6 +395,14 @@ impl SetupNetwork {
     /// When the daily volume counters next reset (for a router that reports it).
     pub fn next_volume_reset(&self) -> Instant {
         self.network_volume.next_reset()
+    }
+
+    /// Starts the network's volume day that `now` falls in, for a router whose kernel counts
+    /// the volume (and so never calls [`SetupNetwork::packet`]): it resets the kernel's quota
+    /// at [`SetupNetwork::next_volume_reset`], then calls this so the next reset moves a day on.
+    pub fn roll_volume_day(&mut self, now: Instant) {
+        // Asking about zero bytes moves the window without counting anything.
+        let _ = self.network_volume.allows(0, now);
     }
 }
 

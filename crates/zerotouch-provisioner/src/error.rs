@@ -9,6 +9,12 @@ pub enum Error {
     /// The policy configuration is unusable.
     #[error("invalid policy: {0}")]
     InvalidPolicy(&'static str),
+    /// The router's interfaces or rendering options are unusable.
+    #[error("invalid router configuration: {0}")]
+    InvalidRouterConfig(&'static str),
+    /// Not a MAC address (six hex bytes separated by `:` or `-`).
+    #[error("not a MAC address")]
+    InvalidMac,
     /// An open-network order was refused.
     #[error("order refused: {0}")]
     Order(#[from] OrderError),

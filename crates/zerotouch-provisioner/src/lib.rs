@@ -5,8 +5,9 @@
 //! a client associated, a packet seen, time passed, a signed order arrived. It answers with
 //! decisions: admit (after evicting and banning the oldest clients past a minimum age), refuse,
 //! forward at a priority below the home network, drop with a reason, unban, close. It owns no
-//! socket, firewall or clock; the router applies the decisions (a later issue renders them as
-//! nftables sets).
+//! socket, firewall or clock; the router applies the decisions. [`NftRuleset`] renders the
+//! policy as an nftables ruleset (and a `dnsmasq` filtering forwarder for the DNS binding), and
+//! each decision as set updates, which `zerotouch-router` applies.
 //!
 //! ```
 //! use core::net::{IpAddr, Ipv4Addr};
@@ -39,8 +40,10 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod dns_forwarder;
 mod engine;
 mod error;
+mod nftables;
 mod order;
 mod packet;
 mod policy;
@@ -51,6 +54,7 @@ pub use engine::{
     RefuseReason, SetupNetwork, TimerDecision,
 };
 pub use error::{Error, OrderError};
+pub use nftables::{NftOptions, NftRuleset, QueueMarks, RouterInterfaces, SetUpdate};
 pub use order::{OpenNetworkOrder, order_transcript};
 pub use packet::{ClientMac, Direction, Packet, Protocol};
 pub use policy::{RateLimit, SetupNetworkPolicy};

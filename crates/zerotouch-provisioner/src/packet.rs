@@ -7,6 +7,35 @@ use core::net::IpAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientMac(pub [u8; 6]);
 
+impl core::fmt::Display for ClientMac {
+    /// `02:5a:00:00:00:0a`: the form nft, hostapd and dnsmasq read.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl core::str::FromStr for ClientMac {
+    type Err = crate::Error;
+
+    /// Six two-digit hex bytes separated by `:` or `-`, in either case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut mac = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for byte in &mut mac {
+            let part = parts.next().ok_or(crate::Error::InvalidMac)?;
+            if part.len() != 2 {
+                return Err(crate::Error::InvalidMac);
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| crate::Error::InvalidMac)?;
+        }
+        if parts.next().is_some() {
+            return Err(crate::Error::InvalidMac);
+        }
+        Ok(ClientMac(mac))
+    }
+}
+
 /// Transport protocol of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

@@ -110,20 +110,24 @@ impl SetupNetworkPolicy {
     }
 }
 
-fn prefix_contains(net: IpAddr, len: u8, addr: IpAddr) -> bool {
-    match (net, addr) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
+/// The network address of `net/len`: its host bits cleared.
+pub(crate) fn network_address(net: IpAddr, len: u8) -> IpAddr {
+    match net {
+        IpAddr::V4(n) => {
             let mask = u32::MAX
                 .checked_shl(32 - u32::from(len.min(32)))
                 .unwrap_or(0);
-            u32::from(n) & mask == u32::from(a) & mask
+            IpAddr::V4((u32::from(n) & mask).into())
         }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
+        IpAddr::V6(n) => {
             let mask = u128::MAX
                 .checked_shl(128 - u32::from(len.min(128)))
                 .unwrap_or(0);
-            u128::from(n) & mask == u128::from(a) & mask
+            IpAddr::V6((u128::from(n) & mask).into())
         }
-        _ => false,
     }
+}
+
+fn prefix_contains(net: IpAddr, len: u8, addr: IpAddr) -> bool {
+    net.is_ipv4() == addr.is_ipv4() && network_address(net, len) == network_address(addr, len)
 }
