@@ -48,3 +48,15 @@ fi
 if [ "$("$python" -c 'import importlib.metadata as m; print(m.version("bluezoo"))' 2>/dev/null)" != "$bluezoo_version" ]; then
   "$python" -m pip install --quiet --disable-pip-version-check "bluezoo==${bluezoo_version}"
 fi
+
+# zerotouch-router's tests build network namespaces (iproute2's `ip`), load the setup network's
+# ruleset with `nft`, and run dnsmasq as the router's DHCP server and filtering DNS forwarder.
+# dnsmasq-base is Debian's dnsmasq binary without the system service the `dnsmasq` package
+# would start on the host.
+netns_packages=()
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || netns_packages+=(iproute2)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || netns_packages+=(nftables)
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || netns_packages+=(dnsmasq-base)
+if [ "${#netns_packages[@]}" -gt 0 ]; then
+  apt_install "${netns_packages[@]}"
+fi

@@ -39,7 +39,8 @@ pub struct RouterInterfaces {
 pub struct QueueMarks {
     /// Packet mark (`meta mark`), for `tc` filters and policy routing.
     pub mark: u32,
-    /// Traffic-control class (`meta priority`) as `(major, minor)`: a `prio` or `htb` qdisc
+    /// Traffic-control class (`meta priority`) as `(major, minor)`, written in hex as `tc`
+    /// writes class ids: a `prio` or `htb` qdisc
     /// with that major handle queues the packet in that class directly.
     pub class: (u16, u16),
 }
@@ -324,7 +325,7 @@ impl NftRuleset {
         };
         let resolved_s = self.options.resolved_lifetime.as_secs();
         let marks = format!(
-            "meta mark set {:#x} meta priority set {}:{}",
+            "meta mark set {:#x} meta priority set {:x}:{:x}",
             self.options.marks.mark, self.options.marks.class.0, self.options.marks.class.1
         );
         let home = if self.interfaces.home.is_empty() {

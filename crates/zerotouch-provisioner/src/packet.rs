@@ -24,7 +24,8 @@ impl core::str::FromStr for ClientMac {
         let mut parts = s.split([':', '-']);
         for byte in &mut mac {
             let part = parts.next().ok_or(crate::Error::InvalidMac)?;
-            if part.len() != 2 {
+            // from_str_radix alone would take "+a".
+            if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(crate::Error::InvalidMac);
             }
             *byte = u8::from_str_radix(part, 16).map_err(|_| crate::Error::InvalidMac)?;

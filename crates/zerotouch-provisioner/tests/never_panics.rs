@@ -11,7 +11,7 @@ use zerotouch_core::{
     KeyRole, PinnedKey, PinnedKeys, RustCryptoProvider, SignatureAlgorithm, Signer, SigningKey,
     SoftwareSigner,
 };
-use zerotouch_provisioner::OpenNetworkOrder;
+use zerotouch_provisioner::{ClientMac, OpenNetworkOrder};
 
 fn key(b: u8) -> SoftwareSigner {
     SoftwareSigner::new(
@@ -52,5 +52,14 @@ proptest! {
         } else {
             prop_assert_eq!(r.unwrap(), order);
         }
+    }
+
+    #[test]
+    fn mac_parsing_never_panics_and_round_trips(s in "\\PC{0,24}", mac in any::<[u8; 6]>()) {
+        if let Ok(parsed) = s.parse::<ClientMac>() {
+            prop_assert_eq!(parsed.to_string(), s.to_ascii_lowercase().replace('-', ":"));
+        }
+        let mac = ClientMac(mac);
+        prop_assert_eq!(mac.to_string().parse::<ClientMac>(), Ok(mac));
     }
 }
