@@ -19,7 +19,7 @@ use core::fmt::Write as _;
 use core::time::Duration;
 use zerotouch_core::Instant;
 
-use crate::{ClientMac, Error, JoinDecision, SetupNetworkPolicy, TimerDecision};
+use crate::{ClientMac, Error, JoinDecision, RateLimit, SetupNetworkPolicy, TimerDecision};
 
 /// The router's interfaces the ruleset names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl Default for NftOptions {
     fn default() -> Self {
         NftOptions {
             table: String::from("zerotouch"),
-            // 1:3 is the lowest band of a default three-band `prio` qdisc with handle 1:.
+            // Class 1:3 of an `htb` (or `prio`) qdisc with handle 1: is the router's low class.
             marks: QueueMarks {
                 mark: 0x5a7,
                 class: (1, 3),
@@ -99,6 +99,18 @@ pub struct NftRuleset {
     policy: SetupNetworkPolicy,
     interfaces: RouterInterfaces,
     options: NftOptions,
+}
+
+/// A rate as nft writes it. The kernel's byte bucket holds `rate + burst` bytes (one second of
+/// the rate on top of the burst, `nft_limit.c`), while the engine's holds `burst_bytes`; the
+/// burst given to nft is what makes the two the same size. A policy burst under one second of
+/// its rate cannot be expressed and becomes one second of it.
+fn nft_rate(limit: RateLimit) -> String {
+    format!(
+        "{} bytes/second burst {} bytes",
+        limit.bytes_per_second,
+        limit.burst_bytes.saturating_sub(limit.bytes_per_second)
+    )
 }
 
 /// Names nft reads as identifiers: interface names (at most 15 bytes, `IFNAMSIZ - 1`) and table
@@ -211,10 +223,7 @@ impl NftRuleset {
     fn render_bridge(&self, out: &mut String) {
         let p = &self.policy;
         let ports = self.ports();
-        let client_rate = format!(
-            "limit rate over {} bytes/second burst {} bytes",
-            p.client_rate.bytes_per_second, p.client_rate.burst_bytes
-        );
+        let client_rate = format!("limit rate over {}", nft_rate(p.client_rate));
         let client_volume = format!("quota over {} bytes", p.client_daily_bytes);
         let ban_s = p.ban_duration.as_secs().max(1);
         let _ = write!(
@@ -249,7 +258,7 @@ impl NftRuleset {
 	}}
 
 	limit network_rate {{
-		rate over {nrate} bytes/second burst {nburst} bytes
+		rate over {network_rate}
 	}}
 
 	# Reset by the router side once a day.
@@ -296,8 +305,7 @@ impl NftRuleset {
 }}
 "#,
             t = self.options.table,
-            nrate = p.network_rate.bytes_per_second,
-            nburst = p.network_rate.burst_bytes,
+            network_rate = nft_rate(p.network_rate),
             nvol = p.network_daily_bytes,
         );
     }

@@ -124,17 +124,23 @@ fn the_policys_rates_and_volumes_are_in_the_ruleset() {
         burst_bytes: 4444,
     };
     p.client_daily_bytes = 5555;
+    let mut small_burst = p.clone();
     p.network_daily_bytes = 6666;
     let r = ruleset(&p).render();
     for chain_name in ["from_setup_client", "to_setup_client"] {
         let rules = chain(&r, "bridge", chain_name).join("\n");
-        assert!(rules.contains("limit rate over 1111 bytes/second burst 2222 bytes"));
+        // The kernel's bucket is rate + burst bytes: 1111 + 1111 = the policy's 2222.
+        assert!(rules.contains("limit rate over 1111 bytes/second burst 1111 bytes"));
         assert!(rules.contains("quota over 5555 bytes"));
         assert!(rules.contains(r#"quota name "network_volume" counter drop"#));
         assert!(rules.contains(r#"limit name "network_rate" counter drop"#));
     }
-    assert!(r.contains("rate over 3333 bytes/second burst 4444 bytes"));
+    assert!(r.contains("rate over 3333 bytes/second burst 1111 bytes"));
     assert!(r.contains("over 6666 bytes"));
+    // A burst under a second of the rate is rounded up to it: the kernel cannot hold less.
+    small_burst.client_rate.burst_bytes = 10;
+    let r = ruleset(&small_burst).render();
+    assert!(r.contains("limit rate over 1111 bytes/second burst 0 bytes"));
 }
 
 #[test]
