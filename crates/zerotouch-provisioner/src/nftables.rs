@@ -113,6 +113,12 @@ fn nft_rate(limit: RateLimit) -> String {
     )
 }
 
+/// Interface names as an nft anonymous set: `{ "a", "b" }`.
+fn anonymous_set(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("{{ {} }}", quoted.join(", "))
+}
+
 /// Names nft reads as identifiers: interface names (at most 15 bytes, `IFNAMSIZ - 1`) and table
 /// names. Anything else is refused so that no configured name can change the script.
 fn valid_name(name: &str, max: usize) -> bool {
@@ -211,13 +217,7 @@ impl NftRuleset {
     }
 
     fn ports(&self) -> String {
-        let quoted: Vec<String> = self
-            .interfaces
-            .setup_ports
-            .iter()
-            .map(|p| format!("\"{p}\""))
-            .collect();
-        format!("{{ {} }}", quoted.join(", "))
+        anonymous_set(&self.interfaces.setup_ports)
     }
 
     fn render_bridge(&self, out: &mut String) {
@@ -339,13 +339,7 @@ impl NftRuleset {
         let home = if self.interfaces.home.is_empty() {
             String::new()
         } else {
-            let quoted: Vec<String> = self
-                .interfaces
-                .home
-                .iter()
-                .map(|h| format!("\"{h}\""))
-                .collect();
-            let home = format!("{{ {} }}", quoted.join(", "));
+            let home = anonymous_set(&self.interfaces.home);
             format!(
                 "\t\tiifname \"{bridge}\" oifname {home} counter drop comment \"setup to home\"\n\
                  \t\tiifname {home} oifname \"{bridge}\" counter drop comment \"home to setup\"\n"

@@ -75,14 +75,7 @@ impl Lab {
             stream.write_all(b"echo zt-probe\n")?;
             let mut reply = Vec::new();
             stream.take(64).read_to_end(&mut reply)?;
-            if reply == b"zt-probe" {
-                Ok(())
-            } else {
-                Err(ProbeError::Unexpected(format!(
-                    "echo answered {:?}",
-                    String::from_utf8_lossy(&reply)
-                )))
-            }
+            echoed(&reply)
         })
     }
 
@@ -118,17 +111,7 @@ impl Lab {
 
     /// Sends `zt-probe` from `from` to the UDP echo at `to` and expects it back.
     pub fn udp_echo(&self, from: Host, to: SocketAddr) -> Result<(), ProbeError> {
-        self.in_ns(from, || {
-            let reply = udp_exchange(to, b"zt-probe", |_| true)?;
-            if reply == b"zt-probe" {
-                Ok(())
-            } else {
-                Err(ProbeError::Unexpected(format!(
-                    "echo answered {:?}",
-                    String::from_utf8_lossy(&reply)
-                )))
-            }
-        })
+        self.in_ns(from, || echoed(&udp_exchange(to, b"zt-probe", |_| true)?))
     }
 
     /// Asks the DNS server `server` (UDP, recursion desired) from `from` for `name`'s `rtype`.
@@ -174,6 +157,18 @@ impl Lab {
             }
         }
         Ok(answer)
+    }
+}
+
+/// Whether an echo service sent the probe back.
+fn echoed(reply: &[u8]) -> Result<(), ProbeError> {
+    if reply == b"zt-probe" {
+        Ok(())
+    } else {
+        Err(ProbeError::Unexpected(format!(
+            "echo answered {:?}",
+            String::from_utf8_lossy(reply)
+        )))
     }
 }
 
