@@ -197,10 +197,18 @@ impl Drop for RouterProcess {
 fn lab_with_router(limits: &Limits) -> (Lab, RouterProcess) {
     let lab = Lab::build();
     lab.start_services();
-    let router = RouterProcess::start(&lab, limits);
-    let mut dnsmasq = lab.router_dhcp_config(limits.dns);
     if limits.dns {
         lab.start_upstream_dns();
+    }
+    let router = start_router(&lab, limits);
+    (lab, router)
+}
+
+/// The router binary and the router's dnsmasq (DHCP, and the forwarder with `limits.dns`).
+fn start_router(lab: &Lab, limits: &Limits) -> RouterProcess {
+    let router = RouterProcess::start(lab, limits);
+    let mut dnsmasq = lab.router_dhcp_config(limits.dns);
+    if limits.dns {
         let out = Command::new(env!("CARGO_BIN_EXE_zerotouch-router"))
             .arg("render")
             .arg("--dnsmasq")
@@ -211,7 +219,7 @@ fn lab_with_router(limits: &Limits) -> (Lab, RouterProcess) {
         dnsmasq.push_str(&String::from_utf8(out.stdout).expect("utf-8"));
     }
     lab.start_dnsmasq(Host::Router, "router-dnsmasq", &dnsmasq);
-    (lab, router)
+    router
 }
 
 /// Admits `host` through the binary and gives it its address by DHCP through the ruleset.
@@ -715,4 +723,123 @@ fn setup_traffic_is_queued_below_home_traffic() {
     lab.tcp_echo(Host::SetupA, at(SERVER, 443)).expect("setup");
     // SYN, request, ACKs and FIN: at least four of A's packets left by the lowest band.
     assert!(class_packets(&lab, "1:3") >= low + 4);
+}
+
+/// Runs `serve` on a thread of its own inside `host`'s namespace (with a tokio runtime there, so
+/// every socket it opens is that namespace's) until the returned sender is dropped or used.
+fn serve_in_namespace(
+    lab: &Lab,
+    host: Host,
+    serve: impl FnOnce(
+        tokio::sync::oneshot::Receiver<()>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()>>>
+    + Send
+    + 'static,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+    use std::os::fd::AsFd;
+    let path = format!("/run/netns/{}", lab.ns(host));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("the namespace");
+        move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network))
+            .expect("enter the namespace");
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(serve(stopped));
+    });
+    (stop, thread)
+}
+
+#[test]
+fn a_device_on_the_setup_network_provisions_over_dns_through_the_filtering_forwarder() {
+    use zerotouch_core::Transport;
+    use zerotouch_device::RetryPolicy;
+    use zerotouch_dns::client::{DnsClientConfig, DnsExchange};
+    use zerotouch_dns::server::{DnsServerConfig, serve_dns};
+    use zerotouch_dns::{TunnelConfig, Zone};
+    use zerotouch_testkit::flow1;
+
+    let limits = Limits {
+        dns: true,
+        ..Limits::default()
+    };
+    let lab = Lab::build();
+    // The setup service's DNS server, authoritative for zt.test, on the server at 10.0.3.2:53
+    // (where the other tests run a plain resolver), over the embedded store.
+    let (ready_tx, ready) = mpsc::channel();
+    let (stop, server) = serve_in_namespace(&lab, Host::Server, move |stopped| {
+        Box::pin(async move {
+            let dir = tempfile::tempdir().expect("a directory");
+            let store = flow1::sqlite_store(dir.path()).await;
+            let service = std::sync::Arc::new(flow1::registered_service(store, true).await);
+            let config = DnsServerConfig::new(Zone::new("zt.test").expect("zone"), at(SERVER, 53));
+            let running = serve_dns(config, service)
+                .await
+                .expect("serve DNS on 10.0.3.2:53");
+            let _ = ready_tx.send(());
+            let _ = stopped.await;
+            running.shutdown().await;
+        })
+    });
+    ready
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the DNS server started");
+    let mut router = start_router(&lab, &limits);
+    join(&lab, &mut router, Host::SetupA, SETUP_A);
+
+    // Fixture device 1 on setup client A, its only resolver the router's forwarder.
+    let (run, radio) = lab.in_ns(Host::SetupA, || {
+        let mut tunnel = TunnelConfig::new(Zone::new("zt.test").expect("zone"));
+        tunnel.initial_timeout_ms = 500;
+        tunnel.max_timeout_ms = 2000;
+        tunnel.pacing_ms = 1;
+        let mut exchange =
+            DnsExchange::with_seed(DnsClientConfig::new(at(ROUTER_SETUP, 53), tunnel), [7; 32]);
+        let retry = RetryPolicy {
+            initial_timeout_ms: 3000,
+            max_timeout_ms: 6000,
+            max_retransmits: 3,
+            max_sessions: 3,
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(flow1::provision(
+                flow1::device(Transport::Dns, retry),
+                &mut exchange,
+                7,
+            ))
+    });
+    let _ = stop.send(());
+    server.join().expect("the server thread");
+    let run = run.unwrap_or_else(|e| {
+        panic!(
+            "flow 1 through the forwarder failed: {e}\nforwarder:\n{}",
+            lab.log("router-dnsmasq")
+        )
+    });
+    // Joined the home network with the account's passphrase, PIN proven, outcome reported.
+    assert_eq!(run.joined.as_deref(), Some(&b"home"[..]));
+    assert_eq!(
+        radio.passphrase.as_deref(),
+        Some(zerotouch_store_suite::fixtures::PASSPHRASE)
+    );
+    assert!(
+        run.events
+            .iter()
+            .any(|e| matches!(e, zerotouch_device::Event::Complete { .. })),
+        "{:?}",
+        run.events
+    );
+    // The forwarder forwarded the tunnel's names and resolved nothing into the ruleset's set
+    // (TXT answers carry no addresses).
+    let resolved = nft(&lab, &format!("list set inet {TABLE} resolved"));
+    assert!(!resolved.contains("elements"), "{resolved}");
 }
