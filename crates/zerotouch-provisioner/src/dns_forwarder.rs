@@ -63,6 +63,7 @@ impl NftRuleset {
             out,
             "# zerotouch setup network: the filtering DNS forwarder; generated, do not edit.\n\
              interface={bridge}\n\
+             except-interface=lo\n\
              bind-interfaces\n\
              no-resolv\n\
              no-hosts\n\

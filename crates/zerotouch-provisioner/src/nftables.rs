@@ -244,7 +244,7 @@ impl NftRuleset {
 	# One token bucket per client, shared by both directions.
 	set client_rate {{
 		type ether_addr
-		size 4096
+		size 65535
 		flags dynamic,timeout
 		timeout 10m
 	}}
@@ -252,7 +252,7 @@ impl NftRuleset {
 	# One daily quota per client: the element lives a day from the client's first frame.
 	set client_volume {{
 		type ether_addr
-		size 4096
+		size 65535
 		flags dynamic,timeout
 		timeout 1d
 	}}
@@ -286,6 +286,10 @@ impl NftRuleset {
 	chain from_setup_client {{
 		ether saddr @banned counter drop comment "banned"
 		ether saddr != @admitted counter drop comment "not admitted"
+		# ARP may not map an address to a group MAC (which would reach every port, unlimited) or
+		# to a station that is not admitted.
+		arp saddr ether & 01:00:00:00:00:00 == 01:00:00:00:00:00 counter drop comment "ARP for a group MAC"
+		arp saddr ether != @admitted counter drop comment "ARP for another MAC"
 		add @client_volume {{ ether saddr {client_volume} }} counter drop comment "client daily volume"
 		update @client_rate {{ ether saddr {client_rate} }} counter drop comment "client rate"
 		quota name "network_volume" counter drop comment "network daily volume"
@@ -293,8 +297,11 @@ impl NftRuleset {
 	}}
 
 	chain to_setup_client {{
-		# Broadcasts and multicasts (DHCP offers, ARP requests) go to every port.
-		ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 accept
+		# Group-addressed frames reach every port, so only ARP and DHCP replies may be sent so;
+		# anything else (an address a client mapped to a broadcast MAC) would skip every limit.
+		ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 ether type arp accept
+		ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 udp sport 67 udp dport 68 accept
+		ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 counter drop comment "group-addressed"
 		ether daddr @banned counter drop comment "banned"
 		ether daddr != @admitted counter drop comment "not admitted"
 		add @client_volume {{ ether daddr {client_volume} }} counter drop comment "client daily volume"
@@ -345,10 +352,19 @@ impl NftRuleset {
                  \t\tiifname {home} oifname \"{bridge}\" counter drop comment \"home to setup\"\n"
             )
         };
-        let dns_input = if p.dns_to_router {
-            "\t\tmeta l4proto { udp, tcp } th dport 53 accept comment \"DNS to the filtering forwarder\"\n"
+        let router = p.router_address;
+        // DHCPv6 clients send to this multicast group; DHCPv4 ones broadcast.
+        let broadcast = if prefix.is_ipv4() {
+            "255.255.255.255"
         } else {
-            ""
+            "ff02::1:2"
+        };
+        let dns_input = if p.dns_to_router {
+            format!(
+                "\t\t{family} daddr {router} meta l4proto {{ udp, tcp }} th dport 53 accept comment \"DNS to the filtering forwarder\"\n"
+            )
+        } else {
+            String::new()
         };
         let nd_input = if prefix.is_ipv4() {
             ""
@@ -383,7 +399,8 @@ impl NftRuleset {
 	}}
 
 	chain setup_client_to_router {{
-		udp sport 68 udp dport 67 accept comment "DHCP"
+		meta nfproto {other_family} counter drop comment "other address family"
+		udp sport 68 udp dport 67 {family} daddr {{ {router}, {broadcast} }} accept comment "DHCP"
 {dns_input}{nd_input}		counter drop comment "other router services"
 	}}
 

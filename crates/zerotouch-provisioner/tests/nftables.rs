@@ -84,15 +84,31 @@ fn only_admitted_clients_pass_and_banned_ones_never_do() {
         r#"ether saddr != @admitted counter drop comment "not admitted""#
     );
     let to = chain(&r, "bridge", "to_setup_client");
-    // Broadcasts first (DHCP offers), then the same two rules on the destination.
-    assert!(to[0].ends_with("accept"));
+    // Group-addressed frames first (only ARP and DHCP replies), then the same two rules on the
+    // destination.
     assert_eq!(
-        to[1],
+        &to[..3],
+        [
+            "ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 ether type arp accept",
+            "ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 udp sport 67 udp dport 68 accept",
+            r#"ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 counter drop comment "group-addressed""#,
+        ]
+    );
+    assert_eq!(
+        to[3],
         r#"ether daddr @banned counter drop comment "banned""#
     );
     assert_eq!(
-        to[2],
+        to[4],
         r#"ether daddr != @admitted counter drop comment "not admitted""#
+    );
+    // ARP may not map an address to a group MAC or to a station that is not admitted.
+    assert_eq!(
+        &from[2..4],
+        [
+            r#"arp saddr ether & 01:00:00:00:00:00 == 01:00:00:00:00:00 counter drop comment "ARP for a group MAC""#,
+            r#"arp saddr ether != @admitted counter drop comment "ARP for another MAC""#,
+        ]
     );
     assert_eq!(
         chain(&r, "bridge", "input"),
@@ -149,7 +165,8 @@ fn setup_clients_reach_only_dhcp_on_the_router_without_the_dns_binding() {
     assert_eq!(
         chain(&r, "inet", "setup_client_to_router"),
         [
-            r#"udp sport 68 udp dport 67 accept comment "DHCP""#,
+            r#"meta nfproto ipv6 counter drop comment "other address family""#,
+            r#"udp sport 68 udp dport 67 ip daddr { 10.77.0.1, 255.255.255.255 } accept comment "DHCP""#,
             r#"counter drop comment "other router services""#
         ]
     );
@@ -157,12 +174,12 @@ fn setup_clients_reach_only_dhcp_on_the_router_without_the_dns_binding() {
 }
 
 #[test]
-fn with_the_dns_binding_dns_goes_to_the_router_and_resolved_addresses_are_reachable() {
+fn with_dns_binding_dns_goes_only_to_the_routers_setup_address_and_resolved_addresses_open() {
     let mut p = policy();
     p.dns_to_router = true;
     let r = ruleset(&p).render();
     assert!(chain(&r, "inet", "setup_client_to_router").contains(
-        &r#"meta l4proto { udp, tcp } th dport 53 accept comment "DNS to the filtering forwarder""#
+        &r#"ip daddr 10.77.0.1 meta l4proto { udp, tcp } th dport 53 accept comment "DNS to the filtering forwarder""#
     ));
     assert!(
         chain(&r, "inet", "from_setup_client")
@@ -374,6 +391,7 @@ fn the_forwarder_forwards_only_the_servers_names_and_feeds_the_resolved_set() {
         lines,
         [
             "interface=br-setup",
+            "except-interface=lo",
             "bind-interfaces",
             "no-resolv",
             "no-hosts",

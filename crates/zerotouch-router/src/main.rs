@@ -4,10 +4,12 @@
 //! ```text
 //! zerotouch-router render --setup-bridge br-setup --setup-port wlan0-1 --home-interface br-lan \
 //!     --router-address 10.77.0.1 --setup-prefix 10.77.0.0/24 --server 203.0.113.10
-//! hostapd_cli -i wlan0-1 -a /usr/lib/zerotouch/station-event | zerotouch-router run …
+//! zerotouch-router run … <> /run/zerotouch/events   # a FIFO hostapd_cli's action script writes
 //! ```
+//!
+//! docs/SETUP-NETWORK.md has the whole hostapd hookup.
 
-use std::io::BufRead as _;
+use std::io::{BufRead as _, Write as _};
 use std::net::IpAddr;
 use std::process::{Command, ExitCode};
 use std::sync::mpsc;
@@ -217,15 +219,21 @@ fn serve(setup: &SetupArgs, deauth: Option<&str>) -> Result<(), RouterError> {
         Nft::find()?,
         now(),
     )?;
-    println!("ready");
+    say(&"ready");
     // Standard input is read on its own thread so timers run while no event comes.
     let (lines_tx, lines) = mpsc::channel::<String>();
     std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
+        let mut input = std::io::stdin().lock();
+        let mut line = Vec::new();
+        // Bytes, not UTF-8 lines: a stray byte is a line without an event, not end of input.
+        while matches!(input.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            if lines_tx
+                .send(String::from_utf8_lossy(&line).into_owned())
+                .is_err()
+            {
                 break;
             }
+            line.clear();
         }
     });
     loop {
@@ -241,22 +249,31 @@ fn serve(setup: &SetupArgs, deauth: Option<&str>) -> Result<(), RouterError> {
         match result {
             Ok(actions) => {
                 for action in actions {
-                    println!("{action}");
+                    say(&action);
                     if let (RouterAction::Evicted { client, .. }, Some(cmd)) = (action, deauth) {
                         disassociate(cmd, &client.to_string());
                     }
                 }
             }
             Err(e) => {
-                // The sets may now differ from the engine: write them again from its state.
+                // The sets may now differ from the engine: write them again from its state,
+                // and if even that fails, cut every client off before giving up.
                 eprintln!("zerotouch-router: {e}; rewriting the sets");
-                router.resync(now())?;
+                if let Err(e) = router.resync(now()) {
+                    let _ = router.stop();
+                    return Err(e);
+                }
             }
         }
     }
     router.stop()?;
-    println!("stopped");
+    say(&"stopped");
     Ok(())
+}
+
+/// One line on standard output. Whoever reads it may have gone; the sets matter, not the log.
+fn say(line: &dyn std::fmt::Display) {
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// Runs the access point's disassociation command. The ruleset has already cut the client off;
