@@ -661,12 +661,7 @@ async fn outcome_report_is_recorded_and_acknowledged_by_the_sessions_key() {
     )
     .unwrap();
     assert_eq!(ack.device_nonce, nonce);
-    let outcomes = w
-        .service
-        .store()
-        .outcomes_of_device(&fixtures::device_id(1))
-        .await
-        .unwrap();
+    let outcomes = outcomes_of_device_1(&w).await;
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].kind, OutcomeKind::Joined);
     assert_eq!(outcomes[0].session, c.sid);
@@ -674,15 +669,7 @@ async fn outcome_report_is_recorded_and_acknowledged_by_the_sessions_key() {
     // A replay gets the same bytes and records nothing more.
     let again = w.service.handle(&bytes, &home(), T0, &mut fresh()).await;
     assert_eq!(again, r);
-    assert_eq!(
-        w.service
-            .store()
-            .outcomes_of_device(&fixtures::device_id(1))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(outcomes_of_device_1(&w).await.len(), 1);
 }
 
 #[tokio::test]
@@ -1100,12 +1087,7 @@ async fn outcome_recorded_by_a_process_that_died_before_answering_is_not_recorde
     let r = w.service.handle(&bytes, &home(), T0, &mut fresh()).await;
     let env = Envelope::decode(&r).unwrap();
     assert_eq!(env.header.tag, MessageTag::OutcomeAck, "{:?}", error_of(&r));
-    let outcomes = w
-        .service
-        .store()
-        .outcomes_of_device(&fixtures::device_id(1))
-        .await
-        .unwrap();
+    let outcomes = outcomes_of_device_1(&w).await;
     assert_eq!(outcomes.len(), 1);
 }
 
@@ -1123,12 +1105,8 @@ async fn different_outcomes_of_one_setup_session_are_all_recorded() {
         let r = w.service.handle(&bytes, &home(), T0, &mut fresh()).await;
         assert_eq!(code_of(&r), None, "{:?}", error_of(&r));
     }
-    let kinds: Vec<OutcomeKind> = w
-        .service
-        .store()
-        .outcomes_of_device(&fixtures::device_id(1))
+    let kinds: Vec<OutcomeKind> = outcomes_of_device_1(&w)
         .await
-        .unwrap()
         .iter()
         .map(|o| o.kind)
         .collect();
@@ -1136,4 +1114,13 @@ async fn different_outcomes_of_one_setup_session_are_all_recorded() {
         kinds,
         vec![OutcomeKind::WrongPassphrase, OutcomeKind::Joined]
     );
+}
+
+/// Every outcome recorded for fixture device 1.
+async fn outcomes_of_device_1(w: &World<MemoryStore>) -> Vec<OutcomeRecord> {
+    w.service
+        .store()
+        .outcomes_of_device(&fixtures::device_id(1))
+        .await
+        .unwrap()
 }
